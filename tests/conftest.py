@@ -1,0 +1,40 @@
+"""Every test runs against both kernel backends (C and numpy), markupsafe style."""
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+import lepton_secagg._kernels as kernels
+from lepton_secagg._kernels import _native
+
+try:
+    from lepton_secagg._kernels import _speedups
+except ImportError:  # the C extension was not built, or LEPTON_SECAGG_PUREPYTHON is set
+    _speedups = None
+
+settings.register_profile("ci", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+_BACKENDS = [
+    pytest.param(_native, id="python"),
+    pytest.param(
+        _speedups,
+        id="c",
+        marks=pytest.mark.skipif(_speedups is None, reason="C extension not available"),
+    ),
+]
+
+
+@pytest.fixture(scope="session", autouse=True, params=_BACKENDS)
+def kernel_backend(request):
+    """Patch the masking kernel for the whole session; yields the backend module."""
+    module = request.param
+    saved = kernels.add_masks
+    kernels.add_masks = module.add_masks
+    try:
+        yield module
+    finally:
+        kernels.add_masks = saved
