@@ -1,0 +1,231 @@
+"""The client's round handlers: pure functions ``(ctx, state, msg) -> (state, reply)``.
+
+Each handler checks the server's message completely before it computes
+anything, and returns a new state; the session commits it only on success,
+so a refused message leaves the client exactly as it was.  Checks that
+protect the client's secrets (Bonawitz et al. 2017 §4; Bell et al. 2020):
+
+* its own keys must come back unchanged, every listed peer must be one of its
+  neighbours, and at least ``t`` of them must be live at every round;
+* in active mode every peer key must carry that peer's identity signature,
+  and unmasking needs ``t`` neighbours' signatures on the very survivor set
+  it signed itself;
+* for each peer it reveals the self-mask share (peer survived) *or* the
+  mask-key share (peer dropped), never both: the survivor set splits its
+  peers into two disjoint groups, and it answers one unmasking request only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from . import _session as S
+from .exceptions import DecryptionError, LocalProtocolError, RemoteProtocolError, SignatureError
+from .hazmat import aead, ring, shamir
+from .hazmat.agreement import KeyPair, generate_keypair
+from .hazmat.masking import add_masks
+from .hazmat.sign import Identity, verify
+from .messages import (
+    AdvertiseKeys,
+    ConsistencyCheckRequest,
+    ConsistencySignature,
+    KeyEntry,
+    MaskedInput,
+    MaskedInputRequest,
+    ShareKeys,
+    ShareKeysRequest,
+    UnmaskingRequest,
+    UnmaskingShares,
+)
+
+
+@dataclass(frozen=True)
+class ClientContext:
+    """What does not change during a session: config, id, identity, rng, neighbourhood."""
+
+    cfg: object
+    client_id: int
+    identity: Identity | None
+    rng: object
+    neighborhood: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ClientState:
+    """The client's protocol data; each round's handler returns a new one."""
+
+    encryption: KeyPair | None = field(default=None, repr=False)
+    masking: KeyPair | None = field(default=None, repr=False)
+    seed: bytes | None = field(default=None, repr=False)
+    input: np.ndarray | None = field(default=None, repr=False)
+    session_id: bytes = b""
+    peers: dict = field(default_factory=dict, repr=False)  # id -> KeyEntry, live at share_keys
+    shares: dict = field(default_factory=dict, repr=False)  # owner -> (self-mask share, mask-key share)
+    survivors: tuple[int, ...] | None = None  # the set signed in active mode
+
+
+def advertise_keys(ctx: ClientContext, state: ClientState, _event) -> tuple[ClientState, AdvertiseKeys]:
+    """Round 0: draw two X25519 key pairs and the self-mask seed; advertise the public keys."""
+    enc, mask = generate_keypair(ctx.rng), generate_keypair(ctx.rng)
+    seed = ctx.rng.bytes(32)
+    signature = b""
+    if ctx.cfg.mode == "active":
+        signature = ctx.identity.sign(S.advertise_statement(ctx.cfg, ctx.client_id, enc.public, mask.public))
+    msg = AdvertiseKeys(ctx.client_id, enc.public, mask.public, signature)
+    return replace(state, encryption=enc, masking=mask, seed=seed), msg
+
+
+def share_keys(ctx: ClientContext, state: ClientState, msg: ShareKeysRequest) -> tuple[ClientState, ShareKeys]:
+    """Round 1: check the relayed keys, then seal Shamir shares of the seed and mask key for each neighbour."""
+    cfg, me = ctx.cfg, ctx.client_id
+    peers = {e.client_id: e for e in msg.keys}
+    if len(peers) != len(msg.keys):
+        raise _remote("the key list names a client twice", "share_keys", me)
+    own = peers.get(me)
+    if own is None or (own.encryption_key, own.mask_key) != (state.encryption.public, state.masking.public):
+        raise _remote("the key list does not carry this client's own keys unchanged", "share_keys", me)
+    _check_subset(ctx, peers, "the key list", "share_keys")
+    _check_enough(ctx, len(peers), "live neighbours in the key list", "share_keys")
+    if cfg.mode == "active":
+        for e in msg.keys:
+            try:
+                verify(cfg.identities[e.client_id], S.advertise_statement(cfg, e.client_id, e.encryption_key, e.mask_key), e.signature)
+            except SignatureError:
+                raise SignatureError(f"the keys relayed for client {e.client_id} are not signed by its identity.", round="share_keys", client_id=me) from None
+    if cfg.neighbors is None and msg.session_id != S.session_id(cfg, msg.keys):
+        raise _remote("the session id does not match the advertised keys", "share_keys", me)
+    size = len(ctx.neighborhood)
+    seed_shares = shamir.split(state.seed, size, cfg.threshold, ctx.rng)
+    key_shares = shamir.split(state.masking.private, size, cfg.threshold, ctx.rng)
+    boxes, own_shares = [], None
+    for pos, holder in enumerate(ctx.neighborhood):
+        if holder not in peers:
+            continue
+        plain = S.pack_shares(me, holder, seed_shares[pos].value, key_shares[pos].value)
+        if holder == me:
+            own_shares = (seed_shares[pos].value, key_shares[pos].value)
+            continue
+        try:
+            key = S.box_key(state.encryption.private, peers[holder].encryption_key, msg.session_id, me, holder)
+        except ValueError as exc:
+            raise _remote(f"client {holder}'s encryption key is unusable ({exc})", "share_keys", me) from None
+        boxes.append((holder, aead.seal(key, plain, S.box_context(msg.session_id, me, holder), ctx.rng)))
+    new = replace(state, session_id=msg.session_id, peers=peers, shares={me: own_shares})
+    return new, ShareKeys(me, tuple(boxes))
+
+
+def masked_input(ctx: ClientContext, state: ClientState, msg: MaskedInputRequest) -> tuple[ClientState, MaskedInput]:
+    """Round 2: open the neighbours' boxes, then send y = x + PRG(b) + sum of signed pairwise masks."""
+    cfg, me = ctx.cfg, ctx.client_id
+    if state.input is None:
+        raise LocalProtocolError("the input is not set; call set_input() before answering the masked-input request.", round="masked_input", client_id=me)
+    _check_session(ctx, state, msg.session_id, "masked_input")
+    shares = dict(state.shares)
+    for sender, box in msg.boxes:
+        if sender == me or sender not in state.peers:
+            raise _remote(f"a share box comes from client {sender}, which is not a live neighbour", "masked_input", me)
+        key = S.box_key(state.encryption.private, state.peers[sender].encryption_key, state.session_id, me, sender)
+        try:
+            plain = aead.open_box(key, box, S.box_context(state.session_id, sender, me))
+            owner, holder, seed_share, key_share = S.unpack_shares(plain)
+        except DecryptionError:
+            raise DecryptionError(f"the share box from client {sender} failed authentication.", round="masked_input", client_id=me) from None
+        except ValueError:
+            raise _remote(f"the share box from client {sender} is malformed", "masked_input", me) from None
+        if (owner, holder) != (sender, me):
+            raise _remote(f"the share box from client {sender} is addressed to another pair", "masked_input", me)
+        shares[sender] = (seed_share, key_share)
+    _check_enough(ctx, len(shares), "neighbours that shared their keys", "masked_input")
+    vector = state.input.copy()
+    keys = [S.self_mask_key(cfg, state.seed, state.session_id, me)]
+    signs = [1]
+    for peer in sorted(shares):
+        if peer != me:
+            keys.append(S.pairwise_mask_key(cfg, state.masking.private, state.peers[peer].mask_key, state.session_id, me, peer))
+            signs.append(S.pairwise_sign(me, peer))
+    add_masks(vector, keys, signs, cfg.prg)
+    ring.reduce(vector, cfg.bits)
+    return replace(state, shares=shares), MaskedInput(me, vector)
+
+
+def consistency_check(ctx: ClientContext, state: ClientState, msg: ConsistencyCheckRequest) -> tuple[ClientState, ConsistencySignature]:
+    """Round 3 (active mode): check the survivor set and sign it."""
+    _check_session(ctx, state, msg.session_id, "consistency_check")
+    _check_survivors(ctx, state, msg.survivors, "consistency_check")
+    signature = ctx.identity.sign(S.survivors_statement(state.session_id, msg.survivors))
+    return replace(state, survivors=msg.survivors), ConsistencySignature(ctx.client_id, signature)
+
+
+def unmasking(ctx: ClientContext, state: ClientState, msg: UnmaskingRequest) -> tuple[ClientState, UnmaskingShares]:
+    """Round 4: reveal survivors' self-mask shares and dropped peers' mask-key shares, one kind per peer."""
+    cfg, me = ctx.cfg, ctx.client_id
+    _check_session(ctx, state, msg.session_id, "unmasking")
+    survivors = _check_survivors(ctx, state, msg.survivors, "unmasking")
+    if cfg.mode == "active":
+        if msg.survivors != state.survivors:
+            raise _remote("the survivor set differs from the one this client signed", "unmasking", me)
+        statement = S.survivors_statement(state.session_id, msg.survivors)
+        signers = set()
+        for signer, signature in msg.signatures:
+            if signer not in survivors or signer not in state.shares:
+                raise _remote(f"a consistency signature comes from client {signer}, not a surviving neighbour", "unmasking", me)
+            try:
+                verify(cfg.identities[signer], statement, signature)
+            except SignatureError:
+                raise SignatureError(f"client {signer}'s consistency signature does not verify.", round="unmasking", client_id=me) from None
+            signers.add(signer)
+        _check_enough(ctx, len(signers), "neighbours' signatures on the survivor set", "unmasking")
+    elif msg.signatures:
+        raise _remote("signatures are sent in active mode only", "unmasking", me)
+    seed_out, key_out = [], []
+    for owner in sorted(state.shares):
+        seed_share, key_share = state.shares[owner]
+        if owner in survivors:
+            seed_out.append((owner, seed_share))
+        elif owner != me:
+            key_out.append((owner, key_share))
+    return replace(state, shares={}), UnmaskingShares(me, tuple(seed_out), tuple(key_out))
+
+
+def abort(ctx: ClientContext, state: ClientState, msg) -> tuple[ClientState, None]:
+    """Any round: the server ended the session; forget every secret."""
+    return ClientState(), None
+
+
+# --- checks -------------------------------------------------------------------------
+
+
+def _remote(what: str, round: str, me: int) -> RemoteProtocolError:
+    return RemoteProtocolError(f"The server broke the protocol: {what}.", round=round, client_id=me)
+
+
+def _check_session(ctx: ClientContext, state: ClientState, session: bytes, round: str) -> None:
+    if session != state.session_id:
+        raise _remote("the message belongs to another session", round, ctx.client_id)
+
+
+def _check_subset(ctx: ClientContext, ids, what: str, round: str) -> None:
+    stray = sorted(set(ids) - set(ctx.neighborhood))
+    if stray:
+        raise _remote(f"{what} names clients {stray[:5]} that are not neighbours", round, ctx.client_id)
+
+
+def _check_enough(ctx: ClientContext, count: int, what: str, round: str) -> None:
+    if count < ctx.cfg.threshold:
+        raise _remote(f"only {count} {what}, fewer than the threshold {ctx.cfg.threshold}", round, ctx.client_id)
+
+
+def _check_survivors(ctx: ClientContext, state: ClientState, survivors: tuple[int, ...], round: str) -> set[int]:
+    """The survivor set restricted to this client's neighbourhood, after every check."""
+    me = ctx.client_id
+    if list(survivors) != sorted(set(survivors)):
+        raise _remote("the survivor list is not sorted and unique", round, me)
+    mine = set(survivors) & set(ctx.neighborhood)
+    if me not in mine:
+        raise _remote("the survivor list claims this live client dropped", round, me)
+    stray = sorted(mine - set(state.shares))
+    if stray:
+        raise _remote(f"the survivor list names clients {stray[:5]} that never shared keys with this client", round, me)
+    _check_enough(ctx, len(mine), "surviving neighbours", round)
+    return mine

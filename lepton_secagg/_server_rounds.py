@@ -1,0 +1,233 @@
+"""The server's round handlers: receive one client's reply, or close a round.
+
+``receive_*`` handlers check one client's message completely against the
+round's expectations and only then record it (a masked input is added to the
+running sum at once, so the server holds O(m) memory whatever n is).
+``close_*`` handlers run when the caller advances: non-responders count as
+dropped in that round, clients whose live neighbourhood fell below the
+threshold are dropped too (they could neither mask safely nor be unmasked),
+and the next round's requests are built.  Fewer than ``t`` live clients ends
+the session with ``TooFewSurvivors``.
+
+Unmasking (Bonawitz et al. 2017, round 4) reconstructs each survivor's
+self-mask seed and each dropped client's mask key from its neighbours'
+shares (every share is checked against the others: a forged one stops the
+reconstruction instead of corrupting the sum; a reconstructed mask key must
+match the advertised public key), then removes all those masks from the sum
+in one batched kernel call.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _session as S
+from .exceptions import Aborted, ReconstructionError, SecAggError, SignatureError, TooFewSurvivors
+from .hazmat import ring, shamir
+from .hazmat.agreement import keypair_from_private, shared_secret
+from .hazmat.masking import add_masks
+from .hazmat.sign import verify
+from .messages import (
+    ConsistencyCheckRequest,
+    KeyEntry,
+    MaskedInputRequest,
+    ShareKeysRequest,
+    UnmaskingRequest,
+)
+
+
+class Refused(SecAggError):
+    """One client's message is invalid; the server aborts that client only."""
+
+
+@dataclass(frozen=True)
+class AggregationResult:
+    """The outcome of a session.
+
+    Attributes:
+        sum: the sum of the included inputs mod 2^bits (uint32 or uint64 array).
+        included: sorted ids whose input is in the sum.
+        dropped: round name -> sorted ids that stopped (or were stopped) in that round.
+        session_id: the 32-byte session id.
+    """
+
+    sum: np.ndarray = field(repr=False)
+    included: tuple[int, ...]
+    dropped: dict
+    session_id: bytes = field(repr=False)
+
+
+@dataclass
+class ServerState:
+    """The server's protocol data (mutated only after a handler's checks pass)."""
+
+    live: set = field(default_factory=set)  # clients expected to answer this round
+    replied: set = field(default_factory=set)  # live clients that answered this round
+    dropped: dict = field(default_factory=dict)  # client id -> round name
+    keys: dict = field(default_factory=dict)  # client id -> KeyEntry
+    advertised: set = field(default_factory=set)  # U1
+    session_id: bytes = b""
+    sharers: set = field(default_factory=set)  # U2
+    boxes: dict = field(default_factory=dict)  # recipient -> list of (sender, box)
+    total: np.ndarray | None = None
+    survivors: tuple = ()  # U3
+    signatures: dict = field(default_factory=dict)  # client id -> consistency signature
+    seed_shares: dict = field(default_factory=dict)  # owner -> list of (holder, value)
+    key_shares: dict = field(default_factory=dict)
+    result: AggregationResult | None = None
+    error: Aborted | None = None
+
+
+# --- receiving ------------------------------------------------------------------------
+
+
+def receive_keys(cfg, st: ServerState, cid: int, msg) -> None:
+    for key in (msg.encryption_key, msg.mask_key):
+        try:
+            shared_secret(bytes(range(1, 33)), key)  # refuses low-order points
+        except ValueError:
+            raise Refused(f"client {cid} advertised a low-order X25519 key.", round="advertise_keys", client_id=cid) from None
+    if cfg.mode == "active":
+        try:
+            verify(cfg.identities[cid], S.advertise_statement(cfg, cid, msg.encryption_key, msg.mask_key), msg.signature)
+        except SignatureError:
+            raise Refused(f"client {cid}'s keys are not signed by its identity.", round="advertise_keys", client_id=cid) from None
+    elif msg.signature:
+        raise Refused(f"client {cid} sent a signature in semi-honest mode.", round="advertise_keys", client_id=cid)
+    st.keys[cid] = KeyEntry(cid, msg.encryption_key, msg.mask_key, msg.signature)
+
+
+def receive_boxes(cfg, st: ServerState, cid: int, msg) -> None:
+    expected = {v for v in cfg.graph.neighbors(cid) if v in st.advertised} - {cid}
+    got = [r for r, _ in msg.boxes]
+    if set(got) != expected or len(got) != len(expected):
+        raise Refused(f"client {cid} must send one box to each live neighbour.", round="share_keys", client_id=cid)
+    if any(len(box) > 4096 for _, box in msg.boxes):
+        raise Refused(f"client {cid} sent an oversized share box.", round="share_keys", client_id=cid)
+    for recipient, box in msg.boxes:
+        st.boxes.setdefault(recipient, []).append((cid, box))
+
+
+def receive_masked_input(cfg, st: ServerState, cid: int, msg) -> None:
+    vec = msg.vector
+    if vec.dtype != cfg.dtype or vec.shape != (cfg.vector_length,):
+        raise Refused(f"client {cid}'s masked input has the wrong dtype or length.", round="masked_input", client_id=cid)
+    if cfg.bits < 8 * vec.itemsize and vec.size and int(vec.max()) >> cfg.bits:
+        raise Refused(f"client {cid}'s masked input is not reduced mod 2^{cfg.bits}.", round="masked_input", client_id=cid)
+    if st.total is None:
+        st.total = np.zeros(cfg.vector_length, dtype=cfg.dtype)
+    np.add(st.total, vec, out=st.total)
+
+
+def receive_signature(cfg, st: ServerState, cid: int, msg) -> None:
+    try:
+        verify(cfg.identities[cid], S.survivors_statement(st.session_id, st.survivors), msg.signature)
+    except SignatureError:
+        raise Refused(f"client {cid}'s consistency signature does not verify.", round="consistency_check", client_id=cid) from None
+    st.signatures[cid] = msg.signature
+
+
+def receive_shares(cfg, st: ServerState, cid: int, msg) -> None:
+    nbhd = cfg.graph.neighbors(cid)
+    survivors = set(st.survivors)
+    want_seed = [o for o in nbhd if o in survivors]
+    want_key = [o for o in nbhd if o in st.sharers and o not in survivors]
+    if [o for o, _ in msg.self_mask_shares] != want_seed or [o for o, _ in msg.mask_key_shares] != want_key:
+        raise Refused(
+            f"client {cid} must reveal exactly the self-mask shares of surviving neighbours and the key shares of dropped ones.",
+            round="unmasking",
+            client_id=cid,
+        )
+    if any(len(v) > 1024 for _, v in msg.self_mask_shares + msg.mask_key_shares):
+        raise Refused(f"client {cid} sent an oversized share.", round="unmasking", client_id=cid)
+    for store, pairs in ((st.seed_shares, msg.self_mask_shares), (st.key_shares, msg.mask_key_shares)):
+        for owner, value in pairs:
+            store.setdefault(owner, []).append((cid, value))
+
+
+# --- closing rounds ---------------------------------------------------------------------
+
+
+def close_advertise_keys(cfg, st: ServerState) -> dict:
+    st.advertised = set(st.live)
+    st.session_id = S.session_id(cfg, list(st.keys[c] for c in st.live))
+    out = {}
+    for cid in sorted(st.live):
+        entries = tuple(st.keys[v] for v in cfg.graph.neighbors(cid) if v in st.live)
+        out[cid] = ShareKeysRequest(st.session_id, entries)
+    return out
+
+
+def close_share_keys(cfg, st: ServerState) -> dict:
+    st.sharers = set(st.live)
+    out = {}
+    for cid in sorted(st.live):
+        boxes = tuple(sorted((s, b) for s, b in st.boxes.get(cid, ()) if s in st.live))
+        out[cid] = MaskedInputRequest(st.session_id, boxes)
+    st.boxes = {}
+    return out
+
+
+def close_masked_input(cfg, st: ServerState) -> dict:
+    st.survivors = tuple(sorted(st.live))
+    request = ConsistencyCheckRequest if cfg.mode == "active" else UnmaskingRequest
+    return {cid: request(st.session_id, st.survivors) for cid in st.survivors}
+
+
+def close_consistency_check(cfg, st: ServerState) -> dict:
+    out = {}
+    for cid in sorted(st.live):
+        sigs = tuple((v, st.signatures[v]) for v in cfg.graph.neighbors(cid) if v in st.signatures)
+        out[cid] = UnmaskingRequest(st.session_id, st.survivors, sigs)
+    return out
+
+
+def close_unmasking(cfg, st: ServerState) -> dict:
+    survivors = st.survivors
+    keys, signs = [], []
+    seeds = _reconstruct(cfg, st.seed_shares, survivors, "self-mask seed")
+    for owner in survivors:
+        keys.append(S.self_mask_key(cfg, seeds[owner], st.session_id, owner))
+        signs.append(-1)
+    alive = set(survivors)
+    dropped = sorted(u for u in st.sharers - alive if any(v in alive for v in cfg.graph.neighbors(u)))
+    secrets = _reconstruct(cfg, st.key_shares, dropped, "mask key")
+    for u in dropped:
+        private = secrets[u]
+        if keypair_from_private(private).public != st.keys[u].mask_key:
+            raise ReconstructionError(f"the shares of client {u}'s mask key reconstruct a key it never advertised.", round="unmasking")
+        for v in cfg.graph.neighbors(u):
+            if v in alive:
+                keys.append(S.pairwise_mask_key(cfg, private, st.keys[v].mask_key, st.session_id, u, v))
+                signs.append(-S.pairwise_sign(v, u))
+    total = st.total if st.total is not None else np.zeros(cfg.vector_length, dtype=cfg.dtype)
+    add_masks(total, keys, signs, cfg.prg)
+    ring.reduce(total, cfg.bits)
+    st.total = None
+    names = {}
+    for cid, rnd in st.dropped.items():
+        names.setdefault(rnd, []).append(cid)
+    st.result = AggregationResult(total, survivors, {r: tuple(sorted(ids)) for r, ids in names.items()}, st.session_id)
+    return {}
+
+
+def _reconstruct(cfg, store: dict, owners, what: str) -> dict:
+    """owner -> secret, for each owner, from the (holder, value) shares in ``store``."""
+    lists = []
+    for owner in owners:
+        nbhd = cfg.graph.neighbors(owner)
+        pairs = store.get(owner, [])
+        if len(pairs) < cfg.threshold:
+            raise TooFewSurvivors(
+                f"only {len(pairs)} neighbours of client {owner} revealed shares of its {what}; {cfg.threshold} are needed.",
+                survivors=len(pairs),
+                threshold=cfg.threshold,
+                round="unmasking",
+            )
+        lists.append([shamir.Share(index=S.share_index(nbhd, holder), value=value) for holder, value in pairs])
+    try:
+        secrets = shamir.reconstruct_many(lists, cfg.threshold)
+    except ReconstructionError as exc:
+        raise ReconstructionError(f"the {what} shares are inconsistent: {exc}", round="unmasking") from None
+    return dict(zip(owners, secrets))

@@ -1,0 +1,118 @@
+"""The client session: a sans-I/O state machine over ``_client_rounds``.
+
+The caller moves bytes (or message objects); the session never touches a
+socket, a clock or a thread.  ``start()`` gives the first message;
+``receive(msg)`` takes each server message and gives the reply.  Every
+transition is looked up in ``_state.CLIENT_TRANSITIONS``; a message the table
+does not hold for the current round raises ``RemoteProtocolError``; a failed
+handler raises and leaves the session unchanged, so the caller decides
+whether to ``abort()``.
+"""
+from __future__ import annotations
+
+from . import _client_rounds
+from ._state import CLIENT_TRANSITIONS, Round, Start
+from .config import Config
+from .exceptions import LocalProtocolError, RemoteProtocolError
+from .hazmat import ring
+from .hazmat.rng import Rng, resolve
+from .hazmat.sign import Identity
+from .messages import Abort
+
+__all__ = ["Client"]
+
+
+class Client:
+    """One client of one aggregation session.
+
+    Args:
+        cfg: the session configuration.
+        client_id: this client's id, 0..n-1.
+        rng: the source of every secret (default: the OS CSPRNG).
+        identity: the Ed25519 identity; required in active mode, and its verify
+            key must be ``cfg.identities[client_id]``.
+
+    Raises:
+        TypeError / ValueError: bad arguments.
+    """
+
+    def __init__(self, cfg: Config, client_id: int, rng: Rng | None = None, identity: Identity | None = None):
+        if not isinstance(cfg, Config):
+            raise TypeError(f"cfg must be a Config, not {type(cfg).__name__}.")
+        if isinstance(client_id, bool) or not isinstance(client_id, int):
+            raise TypeError(f"client_id must be an int, not {type(client_id).__name__}.")
+        if not 0 <= client_id < cfg.num_clients:
+            raise ValueError(f"client_id must be in 0..{cfg.num_clients - 1}, got {client_id}.")
+        if cfg.mode == "active":
+            if cfg.identities is None:
+                raise ValueError("active mode needs cfg.identities, every client's verify key.")
+            if not isinstance(identity, Identity):
+                raise ValueError("active mode needs this client's Identity.")
+            if identity.verify_key != cfg.identities[client_id]:
+                raise ValueError(f"the identity does not match cfg.identities[{client_id}].")
+        self._ctx = _client_rounds.ClientContext(cfg, client_id, identity, resolve(rng), cfg.graph.neighbors(client_id))
+        self._state = _client_rounds.ClientState()
+        self._round = Round.ADVERTISE_KEYS
+        self._table = CLIENT_TRANSITIONS[cfg.mode]
+
+    @property
+    def client_id(self) -> int:
+        return self._ctx.client_id
+
+    @property
+    def round(self) -> Round:
+        """The round whose server message the client expects next (or a terminal state)."""
+        return self._round
+
+    def set_input(self, vector) -> None:
+        """Set the vector to aggregate: length ``cfg.vector_length``, values in [0, 2^bits).
+
+        Raises:
+            LocalProtocolError: the masked input was already sent.
+            TypeError / ValueError: a bad vector.
+        """
+        if self._round not in (Round.ADVERTISE_KEYS, Round.SHARE_KEYS, Round.MASKED_INPUT):
+            raise LocalProtocolError(f"the input cannot change in round {self._round.value}.", round=self._round.value, client_id=self.client_id)
+        cfg = self._ctx.cfg
+        vec = ring.check_vector(vector, cfg.vector_length, cfg.bits)
+        self._state = _client_rounds.replace(self._state, input=vec)
+
+    def start(self):
+        """The first message, ``AdvertiseKeys``."""
+        if self._round is not Round.ADVERTISE_KEYS:
+            raise LocalProtocolError("start() was already called.", round=self._round.value, client_id=self.client_id)
+        return self._step(Start, Start())
+
+    def receive(self, msg):
+        """Process one server message; returns the reply to send, or None.
+
+        Raises:
+            RemoteProtocolError, DecryptionError, SignatureError: the message
+                is invalid; the session is unchanged.
+            LocalProtocolError: the input is needed and not set.
+        """
+        if isinstance(msg, Start):
+            raise LocalProtocolError("use start() to begin; Start is not a server message.", round=self._round.value, client_id=self.client_id)
+        return self._step(type(msg), msg)
+
+    def abort(self, reason: str) -> Abort:
+        """Leave the session: forget every secret and return the ``Abort`` to send."""
+        self._state = _client_rounds.ClientState()
+        self._round = Round.ABORTED
+        return Abort(str(reason)[:1024])
+
+    def _step(self, kind, event):
+        try:
+            name, next_round = self._table[(self._round, kind)]
+        except (KeyError, TypeError):
+            raise RemoteProtocolError(
+                f"{getattr(kind, '__name__', kind)} is not expected by client {self.client_id} in round {self._round.value}.",
+                round=self._round.value,
+                client_id=self.client_id,
+            ) from None
+        state, reply = getattr(_client_rounds, name)(self._ctx, self._state, event)
+        self._state, self._round = state, next_round  # commit only on success
+        return reply
+
+    def __repr__(self) -> str:
+        return f"Client(id={self.client_id}, round={self._round.value})"

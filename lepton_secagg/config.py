@@ -1,0 +1,228 @@
+"""The session configuration: validated once, frozen, hashed into the session.
+
+``Config`` fixes everything both sides must agree on before the first
+message: the cohort size, the vector length and ring, the neighbourhood graph
+(full, or SecAgg+'s permuted Harary graph), the Shamir threshold, the PRG
+suite, the threat mode and, in active mode, every client's Ed25519 verify
+key.  Its ``digest`` enters the session id, every signature and the graph
+seed, so two parties with different configurations cannot complete a session.
+
+Threshold rules (``t`` out of a closed neighbourhood of ``s`` clients, ``s =
+k + 1`` with SecAgg+ or ``n`` with the full graph):
+
+* always ``2 <= t <= s``;
+* a hand-set threshold must be a majority, ``2t > s``;
+* ``Config.secagg_plus`` may go lower: its finder proves the bound for the
+  stated corrupt and dropout fractions;
+* active mode needs ``2t > s + c`` with ``c = ceil(corrupt_fraction * s)``, so
+  no two disjoint sets of honest answers can both reach the threshold.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import struct
+from dataclasses import dataclass, field, fields
+
+from .hazmat import ring
+from .hazmat.graph import HararyGraph, complete_graph
+from .hazmat.prg import SUITES
+from .hazmat.sign import VERIFY_KEY_SIZE
+from .parameters import find_secagg_plus_parameters, full_graph_threshold
+
+__all__ = ["Config", "MODES"]
+
+MODES = ("semi-honest", "active")
+_MAX_CLIENTS = 1 << 20
+_MAX_LENGTH = 1 << 31
+
+
+@dataclass(frozen=True)
+class Config:
+    """What every party of one aggregation agrees on.
+
+    Args:
+        num_clients: n; client ids are 0..n-1.
+        vector_length: m, the number of elements each client contributes.
+        threshold: t, the Shamir threshold (None: the smallest majority of the neighbourhood).
+        bits: the ring Z_(2^bits), 1..64 (uint32 up to 32 bits, uint64 above).
+        neighbors: k for SecAgg+ (even, < n - 1), or None for the full graph.
+        prg: the mask PRG suite, "aes128ctr" or "chacha20".
+        mode: "semi-honest" or "active" (signed keys and a consistency-check round).
+        corrupt_fraction: the fraction of clients assumed to collude with the server.
+        dropout_fraction: the dropout rate the parameters were chosen for (set by
+            ``secagg_plus``; None means the threshold was set by hand).
+        identities: active mode: the 32-byte Ed25519 verify key of every client.
+        session_label: bytes mixed into the digest (and so the graph), e.g. a round number.
+        max_message_bytes: the largest wire message accepted (None: derived from the sizes).
+
+    Raises:
+        TypeError / ValueError: a field has the wrong type or an unsafe value.
+    """
+
+    num_clients: int
+    vector_length: int
+    threshold: int | None = None
+    bits: int = 32
+    neighbors: int | None = None
+    prg: str = "aes128ctr"
+    mode: str = "semi-honest"
+    corrupt_fraction: float = 0.0
+    dropout_fraction: float | None = None
+    identities: tuple[bytes, ...] | None = field(default=None, repr=False)
+    session_label: bytes = b""
+    max_message_bytes: int | None = None
+
+    def __post_init__(self) -> None:
+        _int(self.num_clients, "num_clients", 2, _MAX_CLIENTS)
+        _int(self.vector_length, "vector_length", 1, _MAX_LENGTH)
+        _int(self.bits, "bits", 1, ring.MAX_BITS)
+        if self.prg not in SUITES:
+            raise ValueError(f"prg must be one of {sorted(SUITES)}, got {self.prg!r}.")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}.")
+        _fraction(self.corrupt_fraction, "corrupt_fraction")
+        if self.dropout_fraction is not None:
+            _fraction(self.dropout_fraction, "dropout_fraction")
+        n = self.num_clients
+        if self.neighbors is not None:
+            _int(self.neighbors, "neighbors", 2, n - 2)
+            if self.neighbors % 2:
+                raise ValueError(f"neighbors (the Harary graph degree k) must be even, got {self.neighbors}.")
+        s = self.neighborhood_size
+        if self.threshold is None:
+            object.__setattr__(self, "threshold", self._default_threshold())
+        _int(self.threshold, "threshold", 2, s)
+        t = self.threshold
+        corrupt = math.ceil(self.corrupt_fraction * s)
+        if self.mode == "active" and 2 * t <= s + corrupt:
+            raise ValueError(
+                f"active mode needs 2*threshold > neighbourhood + corrupt budget "
+                f"(2*{t} <= {s} + {corrupt}); raise the threshold to at least {(s + corrupt) // 2 + 1}."
+            )
+        if self.dropout_fraction is None and 2 * t <= s:
+            raise ValueError(
+                f"a hand-set threshold must exceed half the neighbourhood ({t} <= {s}/2); "
+                f"use at least {s // 2 + 1}, or Config.secagg_plus to derive it from corrupt and dropout fractions."
+            )
+        if self.identities is not None:
+            ids = tuple(self.identities)
+            if len(ids) != n or any(not isinstance(k, bytes) or len(k) != VERIFY_KEY_SIZE for k in ids):
+                raise ValueError(f"identities must hold {n} verify keys of {VERIFY_KEY_SIZE} bytes each.")
+            object.__setattr__(self, "identities", ids)
+        if not isinstance(self.session_label, bytes) or len(self.session_label) > 256:
+            raise ValueError("session_label must be bytes, at most 256 of them.")
+        if self.max_message_bytes is None:
+            object.__setattr__(self, "max_message_bytes", self._default_message_limit())
+        _int(self.max_message_bytes, "max_message_bytes", 1024, 1 << 40)
+
+    @classmethod
+    def secagg_plus(
+        cls,
+        num_clients: int,
+        vector_length: int,
+        corrupt_fraction: float,
+        dropout_fraction: float,
+        mode: str = "semi-honest",
+        **kw,
+    ) -> "Config":
+        """SecAgg+ parameters (k, t) from Bell et al. 2020 via Google's finder.
+
+        Statistical security 2^-40, failure probability 2^-20; ``"active"``
+        uses the semi-malicious rule.  Small cohorts, where no sparse graph
+        qualifies, fall back to the full graph with a safe threshold.
+        """
+        found = find_secagg_plus_parameters(num_clients, corrupt_fraction, dropout_fraction, mode)
+        if found is None:
+            k = None
+            t = full_graph_threshold(num_clients, corrupt_fraction, dropout_fraction, mode)
+        else:
+            k, t = found
+        return cls(
+            num_clients=num_clients,
+            vector_length=vector_length,
+            threshold=t,
+            neighbors=k,
+            mode=mode,
+            corrupt_fraction=corrupt_fraction,
+            dropout_fraction=dropout_fraction,
+            **kw,
+        )
+
+    @property
+    def dtype(self):
+        """The numpy dtype of vectors: uint32 or uint64."""
+        return ring.dtype_for(self.bits)
+
+    @property
+    def neighborhood_size(self) -> int:
+        """s: the closed neighbourhood of a client (k + 1, or n for the full graph)."""
+        return self.num_clients if self.neighbors is None else self.neighbors + 1
+
+    @property
+    def digest(self) -> bytes:
+        """SHA-256 of a canonical encoding of every field."""
+        cached = self.__dict__.get("_digest")
+        if cached is None:
+            h = hashlib.sha256(b"lepton-secagg/v1/config")
+            for f in fields(self):
+                value = getattr(self, f.name)
+                h.update(_canonical(f.name) + _canonical(value))
+            cached = h.digest()
+            object.__setattr__(self, "_digest", cached)
+        return cached
+
+    @property
+    def graph(self):
+        """The neighbourhood graph; its permutation seed is derived from ``digest``."""
+        cached = self.__dict__.get("_graph")
+        if cached is None:
+            if self.neighbors is None:
+                cached = complete_graph(self.num_clients)
+            else:
+                seed = hashlib.sha256(b"lepton-secagg/v1/graph-seed" + self.digest).digest()
+                cached = HararyGraph(self.num_clients, self.neighbors, seed)
+            object.__setattr__(self, "_graph", cached)
+        return cached
+
+    def _default_threshold(self) -> int:
+        s = self.neighborhood_size
+        corrupt = math.ceil(self.corrupt_fraction * s)
+        return (s + corrupt) // 2 + 1 if self.mode == "active" else s // 2 + 1
+
+    def _default_message_limit(self) -> int:
+        per_peer = 256  # generous bound on one peer's entry in any list message
+        return self.vector_length * self.dtype.itemsize + per_peer * (self.num_clients + self.neighborhood_size) + 4096
+
+
+def _int(value, name: str, lo: int, hi: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}.")
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must be in {lo}..{hi}, got {value}.")
+
+
+def _fraction(value, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a float, not {type(value).__name__}.")
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value}.")
+
+
+def _canonical(value) -> bytes:
+    if value is None:
+        return b"N"
+    if isinstance(value, bool):
+        return b"B" + bytes([value])
+    if isinstance(value, int):
+        return b"I" + struct.pack(">q", value)
+    if isinstance(value, float):
+        return b"F" + struct.pack(">d", value)
+    if isinstance(value, str):
+        value = value.encode()
+        return b"S" + struct.pack(">I", len(value)) + value
+    if isinstance(value, bytes):
+        return b"Y" + struct.pack(">I", len(value)) + value
+    if isinstance(value, tuple):
+        return b"T" + struct.pack(">I", len(value)) + b"".join(_canonical(v) for v in value)
+    raise TypeError(f"cannot encode {type(value).__name__} canonically.")

@@ -1,0 +1,154 @@
+"""An in-memory driver: every client and the server in one process.
+
+``simulate`` runs one whole session through the real wire codec (every
+message is encoded and decoded), with chosen clients dropping out at chosen
+rounds.  It is the reference harness for tests and benchmarks, and the
+shortest way to see the protocol work.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._state import Round, rounds_for
+from .client import Client
+from .config import Config
+from .hazmat.rng import DeterministicRng, SystemRng
+from .hazmat.sign import Identity
+from .messages import Abort
+from .server import Server
+from .wire import decode, encode
+
+__all__ = ["simulate", "SimulationResult", "make_identities"]
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """What ``simulate`` returns.
+
+    Attributes:
+        sum: the aggregate mod 2^bits.
+        included: sorted ids whose input is in the sum.
+        dropped: round name -> ids that stopped in that round.
+        bytes_up: round name -> bytes sent by all clients to the server.
+        bytes_down: round name -> bytes sent by the server to all clients.
+        seconds: round name -> wall time spent (clients and server together).
+        config: the configuration used (with generated identities in active mode).
+    """
+
+    sum: np.ndarray = field(repr=False)
+    included: tuple[int, ...]
+    dropped: dict
+    bytes_up: dict
+    bytes_down: dict
+    seconds: dict
+    config: Config = field(repr=False)
+
+
+def make_identities(num_clients: int, seed=None) -> list[Identity]:
+    """Ed25519 identities for ``num_clients`` clients (deterministic when ``seed`` is given)."""
+    rng = SystemRng() if seed is None else DeterministicRng(seed).fork("identities")
+    return [Identity.generate(rng) for _ in range(num_clients)]
+
+
+def simulate(
+    cfg: Config,
+    inputs: Sequence,
+    dropouts: Mapping[int, str] | None = None,
+    seed=None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> SimulationResult:
+    """Run one session in memory.
+
+    Args:
+        cfg: the configuration; in active mode without ``identities``, fresh
+            identities are made (from ``seed`` when given).
+        inputs: ``num_clients`` integer vectors of length ``vector_length``.
+        dropouts: client id -> the round in which it stops answering
+            ("advertise_keys", "share_keys", "masked_input", "consistency_check"
+            (active mode only) or "unmasking").  Dropped at masked_input or
+            earlier: not in the sum; later: in the sum.
+        seed: makes every secret deterministic (tests, vectors); None uses the OS CSPRNG.
+        progress: called as ``progress(round, done, total)`` after each client.
+
+    Raises:
+        TooFewSurvivors / Aborted: the session ended without a result.
+        TypeError / ValueError: bad arguments.
+    """
+    if not isinstance(cfg, Config):
+        raise TypeError(f"cfg must be a Config, not {type(cfg).__name__}.")
+    rounds = rounds_for(cfg.mode)
+    dropouts = dict(dropouts or {})
+    for cid, rnd in dropouts.items():
+        if isinstance(cid, bool) or not isinstance(cid, int) or not 0 <= cid < cfg.num_clients:
+            raise ValueError(f"dropouts name client {cid!r}, not in 0..{cfg.num_clients - 1}.")
+        if rnd not in rounds:
+            raise ValueError(f"client {cid} drops at {rnd!r}, which is not a round of {cfg.mode} mode {rounds}.")
+    if len(inputs) != cfg.num_clients:
+        raise ValueError(f"expected {cfg.num_clients} inputs, got {len(inputs)}.")
+    root = SystemRng() if seed is None else DeterministicRng(seed)
+    identities = [None] * cfg.num_clients
+    if cfg.mode == "active":
+        if cfg.identities is None:
+            identities = make_identities(cfg.num_clients, seed)
+            cfg = dataclasses.replace(cfg, identities=tuple(i.verify_key for i in identities))
+        else:
+            raise ValueError("simulate makes the identities itself; pass an active Config without identities.")
+    fork = (lambda label: root.fork(label)) if seed is not None else (lambda label: root)
+    server = Server(cfg, rng=fork("server"))
+    clients = {}
+    for cid in range(cfg.num_clients):
+        clients[cid] = Client(cfg, cid, rng=fork(f"client-{cid}"), identity=identities[cid])
+        clients[cid].set_input(inputs[cid])
+
+    up = dict.fromkeys(rounds, 0)
+    down = dict.fromkeys(rounds, 0)
+    seconds = dict.fromkeys(rounds, 0.0)
+    gone = set()  # clients that stopped answering or were aborted
+
+    def deliver(cid: int, reply) -> None:
+        data = encode(reply)
+        up[rnd] += len(data)
+        abort = server.receive(cid, decode(data, cfg))
+        if abort is not None:
+            gone.add(cid)
+
+    rnd = rounds[0]
+    started = time.perf_counter()
+    for i, cid in enumerate(sorted(clients)):
+        if dropouts.get(cid) == rnd:
+            gone.add(cid)
+            continue
+        deliver(cid, clients[cid].start())
+        if progress:
+            progress(rnd, i + 1, len(clients))
+    requests = server.advance()
+    seconds[rnd] += time.perf_counter() - started
+    for rnd in rounds[1:]:
+        started = time.perf_counter()
+        for i, (cid, req) in enumerate(sorted(requests.items())):
+            data = encode(req)
+            down[rnd] += len(data)
+            if cid in gone:
+                continue
+            msg = decode(data, cfg)
+            if isinstance(msg, Abort):
+                clients[cid].receive(msg)
+                gone.add(cid)
+                continue
+            if dropouts.get(cid) == rnd:
+                gone.add(cid)
+                continue
+            deliver(cid, clients[cid].receive(msg))
+            if progress:
+                progress(rnd, i + 1, len(requests))
+        requests = server.advance()
+        seconds[rnd] += time.perf_counter() - started
+        if server.round is Round.ABORTED:
+            break
+    result = server.result()
+    return SimulationResult(result.sum, result.included, result.dropped, up, down, seconds, cfg)
