@@ -1,7 +1,10 @@
 """lepton_secagg: secure aggregation (SecAgg, SecAgg+) for federated learning."""
 from __future__ import annotations
 
+from ._state import Round
 from ._version import __version__
+from .client import Client
+from .config import Config
 from .exceptions import (
     Aborted,
     DecodeError,
@@ -13,9 +16,24 @@ from .exceptions import (
     SignatureError,
     TooFewSurvivors,
 )
+from .messages import *  # noqa: F403  (the message classes are public API)
+from .messages import __all__ as _messages_all
+from .server import AggregationResult, Server
+from .wire import decode, encode
+
+from . import testing  # noqa: E402  (ls.testing.simulate)
 
 __all__ = [
     "__version__",
+    "Config",
+    "Client",
+    "Server",
+    "AggregationResult",
+    "Round",
+    "encode",
+    "decode",
+    "testing",
+    *_messages_all,
     "SecAggError",
     "LocalProtocolError",
     "RemoteProtocolError",

@@ -37,6 +37,7 @@ __all__ = [
     "ConsistencySignature",
     "UnmaskingRequest",
     "UnmaskingShares",
+    "Join",
     "Abort",
     "CLIENT_MESSAGES",
     "SERVER_MESSAGES",
@@ -139,6 +140,13 @@ class UnmaskingShares:
     sender: int
     self_mask_shares: tuple[tuple[int, bytes], ...]
     mask_key_shares: tuple[tuple[int, bytes], ...]
+
+
+@dataclass(frozen=True)
+class Join:
+    """Transport handshake: a client names itself before the session starts."""
+
+    client_id: int
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from .messages import (
     AdvertiseKeys,
     ConsistencyCheckRequest,
     ConsistencySignature,
+    Join,
     KeyEntry,
     MaskedInput,
     MaskedInputRequest,
@@ -29,7 +30,7 @@ from .messages import (
     UnmaskingShares,
 )
 
-__all__ = ["WIRE_VERSION", "TAGS", "encode", "decode"]
+__all__ = ["WIRE_VERSION", "TAGS", "encode", "decode", "encode_config", "decode_config"]
 
 WIRE_VERSION = 1
 _DEFAULT_LIMIT = 1 << 31
@@ -50,6 +51,7 @@ TAGS = {
     8: (UnmaskingRequest, (("session_id", "session"), ("survivors", "ids"), ("signatures", "pairs"))),
     9: (UnmaskingShares, (("sender", "id"), ("self_mask_shares", "pairs"), ("mask_key_shares", "pairs"))),
     15: (Abort, (("reason", "reason"),)),
+    16: (Join, (("client_id", "id"),)),
 }
 _TAG_OF = {cls: tag for tag, (cls, _) in TAGS.items()}
 
@@ -119,6 +121,51 @@ def decode(data: bytes, cfg=None):
         except DecodeError as exc:
             raise DecodeError(f"{cls.__name__}.{name}: {exc}") from None
     return cls(**values)
+
+
+_CONFIG_TAG = 32
+
+
+def encode_config(cfg) -> bytes:
+    """The wire bytes of a ``Config`` (sent by a server to joining clients)."""
+    from dataclasses import fields
+
+    values = []
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        values.append(list(value) if isinstance(value, tuple) else value)
+    return msgpack.packb([WIRE_VERSION, _CONFIG_TAG, values], use_bin_type=True)
+
+
+def decode_config(data: bytes):
+    """The ``Config`` in ``data``; every field is validated by ``Config`` itself.
+
+    Raises:
+        DecodeError: not a valid configuration message.
+    """
+    from dataclasses import fields
+
+    from .config import Config
+
+    if not isinstance(data, (bytes, bytearray, memoryview)) or len(data) > (1 << 26):
+        raise DecodeError("a configuration message is bytes of at most 64 MiB.")
+    try:
+        obj = msgpack.unpackb(data, raw=False, max_map_len=0, max_ext_len=0, max_str_len=1 << 12)
+    except msgpack.ExtraData:
+        raise DecodeError("trailing bytes after the configuration.") from None
+    except (ValueError, msgpack.UnpackException, TypeError, OverflowError, RecursionError) as exc:
+        raise DecodeError(f"the bytes are not valid msgpack: {type(exc).__name__}.") from None
+    names = [f.name for f in fields(Config)]
+    if not (isinstance(obj, list) and len(obj) == 3 and obj[0] == WIRE_VERSION and obj[1] == _CONFIG_TAG
+            and isinstance(obj[2], list) and len(obj[2]) == len(names)):
+        raise DecodeError("not a version-1 configuration message.")
+    kwargs = dict(zip(names, obj[2]))
+    if isinstance(kwargs.get("identities"), list):
+        kwargs["identities"] = tuple(kwargs["identities"])
+    try:
+        return Config(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise DecodeError(f"the configuration is invalid: {exc}") from None
 
 
 # --- field codecs ---------------------------------------------------------------
