@@ -35,6 +35,9 @@ __all__ = ["Config", "MODES"]
 MODES = ("semi-honest", "active")
 _MAX_CLIENTS = 1 << 20
 _MAX_LENGTH = 1 << 31
+# Below this many clients the full graph is cheap, and sparse graphs the finder
+# accepts have tiny neighbourhoods (e.g. k=4, t=2 at n=20): use the full graph.
+_SPARSE_FROM = 65
 
 
 @dataclass(frozen=True)
@@ -129,10 +132,13 @@ class Config:
         """SecAgg+ parameters (k, t) from Bell et al. 2020 via Google's finder.
 
         Statistical security 2^-40, failure probability 2^-20; ``"active"``
-        uses the semi-malicious rule.  Small cohorts, where no sparse graph
-        qualifies, fall back to the full graph with a safe threshold.
+        uses the semi-malicious rule.  Cohorts under 65 clients, and those
+        where no sparse graph qualifies, use the full graph with a safe
+        threshold (``parameters.full_graph_threshold``).
         """
-        found = find_secagg_plus_parameters(num_clients, corrupt_fraction, dropout_fraction, mode)
+        found = None
+        if num_clients >= _SPARSE_FROM:
+            found = find_secagg_plus_parameters(num_clients, corrupt_fraction, dropout_fraction, mode)
         if found is None:
             k = None
             t = full_graph_threshold(num_clients, corrupt_fraction, dropout_fraction, mode)

@@ -107,12 +107,17 @@ class Server:
         for cid in st.live - st.replied:
             self._drop(cid)
         aborts = {}
-        if self._round in _PRUNED_ROUNDS:
-            aborts = self._prune()
-        if len(st.live) < cfg.threshold:
-            return {**aborts, **self._abort(TooFewSurvivors(
-                f"only {len(st.live)} clients remain after round {self._round.value}; the threshold is {cfg.threshold}.",
-                survivors=len(st.live), threshold=cfg.threshold, round=self._round.value))}
+        for pass_ in range(2):  # before pruning, so the error counts real survivors; and after
+            if len(st.live) < cfg.threshold:
+                return {**aborts, **self._abort(TooFewSurvivors(
+                    f"only {len(st.live)} clients remain after round {self._round.value}; the threshold is {cfg.threshold}.",
+                    survivors=len(st.live), threshold=cfg.threshold, round=self._round.value))}
+            if pass_ == 0 and self._round in _PRUNED_ROUNDS:
+                aborts = self._prune()
+        if self._round not in _PRUNED_ROUNDS:
+            stuck = self._unrecoverable()
+            if stuck is not None:
+                return self._abort(stuck)
         name, next_round = self._advance_table[self._round]
         try:
             out = getattr(_server_rounds, name)(cfg, st)
@@ -154,6 +159,23 @@ class Server:
                     aborts[cid] = Abort(f"fewer than {cfg.threshold} of client {cid}'s neighbours are live.")
                     changed = True
         return aborts
+
+    def _unrecoverable(self) -> TooFewSurvivors | None:
+        """Once masked inputs are in, every client whose masks must be removed needs t live neighbours."""
+        st, cfg = self._state, self._cfg
+        alive = st.live
+        survivors = set(st.survivors) if st.survivors else alive
+        for cid in sorted(st.sharers):
+            nbhd = cfg.graph.neighbors(cid)
+            if cid not in survivors and not any(v in survivors for v in nbhd):
+                continue  # a dropped client with no surviving neighbour leaves no mask to remove
+            count = sum(1 for v in nbhd if v in alive)
+            if count < cfg.threshold:
+                return TooFewSurvivors(
+                    f"only {count} of client {cid}'s neighbours remain after round {self._round.value}; "
+                    f"{cfg.threshold} are needed to remove its masks.",
+                    survivors=count, threshold=cfg.threshold, round=self._round.value)
+        return None
 
     def _abort(self, error: Aborted) -> dict:
         out = {cid: Abort(str(error)) for cid in sorted(self._state.live)}

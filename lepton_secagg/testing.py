@@ -17,6 +17,7 @@ import numpy as np
 from ._state import Round, rounds_for
 from .client import Client
 from .config import Config
+from .exceptions import SecAggError
 from .hazmat.rng import DeterministicRng, SystemRng
 from .hazmat.sign import Identity
 from .messages import Abort
@@ -61,6 +62,7 @@ def simulate(
     dropouts: Mapping[int, str] | None = None,
     seed=None,
     progress: Callable[[str, int, int], None] | None = None,
+    transcript: list | None = None,
 ) -> SimulationResult:
     """Run one session in memory.
 
@@ -74,6 +76,8 @@ def simulate(
             earlier: not in the sum; later: in the sum.
         seed: makes every secret deterministic (tests, vectors); None uses the OS CSPRNG.
         progress: called as ``progress(round, done, total)`` after each client.
+        transcript: when a list, every message is appended to it as
+            ``(round, "up" | "down", client_id, wire bytes)`` in delivery order.
 
     Raises:
         TooFewSurvivors / Aborted: the session ended without a result.
@@ -113,6 +117,8 @@ def simulate(
     def deliver(cid: int, reply) -> None:
         data = encode(reply)
         up[rnd] += len(data)
+        if transcript is not None:
+            transcript.append((rnd, "up", cid, data))
         abort = server.receive(cid, decode(data, cfg))
         if abort is not None:
             gone.add(cid)
@@ -129,10 +135,14 @@ def simulate(
     requests = server.advance()
     seconds[rnd] += time.perf_counter() - started
     for rnd in rounds[1:]:
+        if server.round is Round.ABORTED:
+            break
         started = time.perf_counter()
         for i, (cid, req) in enumerate(sorted(requests.items())):
             data = encode(req)
             down[rnd] += len(data)
+            if transcript is not None:
+                transcript.append((rnd, "down", cid, data))
             if cid in gone:
                 continue
             msg = decode(data, cfg)
@@ -143,12 +153,15 @@ def simulate(
             if dropouts.get(cid) == rnd:
                 gone.add(cid)
                 continue
-            deliver(cid, clients[cid].receive(msg))
+            try:
+                reply = clients[cid].receive(msg)
+            except SecAggError as exc:  # an honest client refuses and leaves
+                reply = clients[cid].abort(str(exc))
+                gone.add(cid)
+            deliver(cid, reply)
             if progress:
                 progress(rnd, i + 1, len(requests))
         requests = server.advance()
         seconds[rnd] += time.perf_counter() - started
-        if server.round is Round.ABORTED:
-            break
     result = server.result()
     return SimulationResult(result.sum, result.included, result.dropped, up, down, seconds, cfg)
