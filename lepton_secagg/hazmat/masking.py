@@ -8,6 +8,7 @@ by ``lepton_secagg._kernels`` (C or numpy, bit-identical).
 """
 from __future__ import annotations
 
+import operator
 import os
 from collections.abc import Sequence
 
@@ -18,8 +19,8 @@ from .prg import key_size
 
 __all__ = ["add_masks", "STREAM_LIMITS"]
 
-#: bytes addressable in one stream: ChaCha20 has a 32-bit block counter; the
-#: AES counter is limited to 64 bits of blocks so kernels can use 64-bit offsets.
+#: bytes addressable in one stream: ChaCha20 has a 32-bit block counter (256 GiB);
+#: AES streams are capped at 2^64 bytes so kernels can use 64-bit byte offsets.
 STREAM_LIMITS = {"aes128ctr": 1 << 64, "chacha20": 64 << 32}
 
 
@@ -63,9 +64,14 @@ def add_masks(
             raise TypeError(f"keys must be bytes, not {type(key).__name__}.")
         if len(key) != size:
             raise ValueError(f"a {suite} key is {size} bytes, got {len(key)}.")
-    for sign in signs:
-        if isinstance(sign, bool) or sign not in (1, -1):
+    for i, sign in enumerate(signs):
+        try:
+            value = operator.index(sign)  # ints and numpy integers, not floats
+        except TypeError:
+            value = None
+        if isinstance(sign, bool) or value not in (1, -1):
             raise ValueError(f"signs must be +1 or -1, got {sign!r}.")
+        signs[i] = value
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise ValueError(f"offset must be a non-negative int, got {offset!r}.")
     end = (offset + vector.shape[0]) * vector.itemsize

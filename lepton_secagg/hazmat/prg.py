@@ -26,6 +26,7 @@ SUITES = {"aes128ctr": 16, "chacha20": 32}
 
 _CHACHA_NONCE = bytes(12)
 _CHACHA_MAX = 64 * (1 << 32)  # a 32-bit block counter addresses 256 GiB
+_STREAM_END = {"aes128ctr": 16 << 128, "chacha20": _CHACHA_MAX}  # AES: a 128-bit counter
 
 
 def key_size(suite: str) -> int:
@@ -50,7 +51,7 @@ def _cipher(suite: str, key: bytes, offset: int):
         if offset % 16:
             cipher.encrypt(bytes(offset % 16))
         return cipher
-    if offset >= _CHACHA_MAX:
+    if offset > _CHACHA_MAX:
         raise ValueError("a chacha20 stream is 256 GiB long; the offset is past its end.")
     cipher = ChaCha20.new(key=bytes(key), nonce=_CHACHA_NONCE)
     cipher.seek(offset)
@@ -62,8 +63,8 @@ def keystream(suite: str, key: bytes, nbytes: int, offset: int = 0) -> bytes:
     if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 0:
         raise ValueError(f"nbytes must be a non-negative int, got {nbytes!r}.")
     cipher = _cipher(suite, key, offset)
-    if suite == "chacha20" and offset + nbytes > _CHACHA_MAX:
-        raise ValueError("a chacha20 stream is 256 GiB long; the request runs past its end.")
+    if offset + nbytes > _STREAM_END[suite]:
+        raise ValueError(f"a {suite} stream is {_STREAM_END[suite]} bytes long; the request runs past its end.")
     return cipher.encrypt(bytes(nbytes))
 
 
@@ -83,4 +84,6 @@ def derive_prg_key(seed: bytes, suite: str, purpose: str, **context) -> bytes:
     """
     if not isinstance(seed, (bytes, bytearray)) or len(seed) != 32:
         raise ValueError("a PRG seed is 32 bytes.")
+    if not isinstance(purpose, str) or not purpose:
+        raise ValueError("purpose must be a non-empty string.")
     return derive_key(seed, f"{purpose}/{suite}", key_size(suite), **context)

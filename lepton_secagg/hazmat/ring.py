@@ -26,8 +26,8 @@ def modulus_mask(bits: int) -> int:
 
 
 def reduce(vector: np.ndarray, bits: int) -> np.ndarray:
-    """``vector mod 2^bits`` in place (a no-op at the dtype's full width); returns it."""
-    if bits not in (32, 64):
+    """``vector mod 2^bits`` in place (a no-op when bits is the dtype's full width); returns it."""
+    if bits < 8 * vector.itemsize:
         np.bitwise_and(vector, vector.dtype.type(modulus_mask(bits)), out=vector)
     return vector
 

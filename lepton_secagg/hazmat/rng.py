@@ -44,12 +44,15 @@ class DeterministicRng:
     def __init__(self, seed: bytes | str | int):
         if isinstance(seed, bool) or not isinstance(seed, (bytes, str, int)):
             raise TypeError(f"seed must be bytes, str or int, not {type(seed).__name__}.")
+        # A type tag keeps the int, str and bytes forms of a seed apart.
         if isinstance(seed, int):
             if seed < 0:
                 raise ValueError("an integer seed must be non-negative.")
-            seed = seed.to_bytes((seed.bit_length() + 8) // 8, "big")
+            seed = b"I" + seed.to_bytes((seed.bit_length() + 8) // 8, "big")
         elif isinstance(seed, str):
-            seed = seed.encode()
+            seed = b"S" + seed.encode()
+        else:
+            seed = b"B" + seed
         key = hashlib.sha256(b"lepton-secagg/v1/deterministic-rng" + seed).digest()[:16]
         self._cipher = AES.new(key, AES.MODE_CTR, nonce=b"")
 

@@ -43,6 +43,7 @@ class Identity:
 
     def sign(self, message: bytes) -> bytes:
         """The 64-byte detached signature of ``message``."""
+        _check_message(message)
         return self._key.sign(bytes(message)).signature
 
     def __repr__(self) -> str:
@@ -56,6 +57,7 @@ def verify(verify_key: bytes, message: bytes, signature: bytes) -> None:
         SignatureError: the signature is malformed or does not verify.
         ValueError: the verify key is malformed.
     """
+    _check_message(message)
     if not isinstance(verify_key, (bytes, bytearray)) or len(verify_key) != VERIFY_KEY_SIZE:
         raise ValueError(f"a verify key is {VERIFY_KEY_SIZE} bytes.")
     if not isinstance(signature, (bytes, bytearray)) or len(signature) != SIGNATURE_SIZE:
@@ -66,3 +68,8 @@ def verify(verify_key: bytes, message: bytes, signature: bytes) -> None:
         raise SignatureError("the Ed25519 signature does not verify.") from None
     except Exception as exc:  # libsodium rejects some malformed keys with other errors
         raise SignatureError(f"the Ed25519 signature cannot be checked: {type(exc).__name__}.") from None
+
+
+def _check_message(message) -> None:
+    if not isinstance(message, (bytes, bytearray, memoryview)):
+        raise TypeError(f"the message must be bytes, not {type(message).__name__}.")
