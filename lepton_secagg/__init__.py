@@ -21,7 +21,7 @@ from .messages import __all__ as _messages_all
 from .server import AggregationResult, Server
 from .wire import decode, encode
 
-from . import testing  # noqa: E402  (ls.testing.simulate)
+from . import hazmat, testing  # noqa: E402  (ls.testing.simulate)
 
 __all__ = [
     "__version__",
