@@ -21,7 +21,7 @@ from .messages import __all__ as _messages_all
 from .server import AggregationResult, Server
 from .wire import decode, encode
 
-from . import hazmat, testing  # noqa: E402  (ls.testing.simulate)
+from . import encoding, hazmat, testing  # noqa: E402  (ls.testing.simulate, ls.encoding)
 
 __all__ = [
     "__version__",
@@ -33,6 +33,7 @@ __all__ = [
     "encode",
     "decode",
     "testing",
+    "encoding",
     *_messages_all,
     "SecAggError",
     "LocalProtocolError",

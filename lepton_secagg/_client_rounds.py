@@ -61,6 +61,7 @@ class ClientState:
     input: np.ndarray | None = field(default=None, repr=False)
     session_id: bytes = b""
     peers: dict = field(default_factory=dict, repr=False)  # id -> KeyEntry, live at share_keys
+    box_keys: dict = field(default_factory=dict, repr=False)  # peer -> share-box key
     shares: dict = field(default_factory=dict, repr=False)  # owner -> (self-mask share, mask-key share)
     survivors: tuple[int, ...] | None = None  # the set signed in active mode
 
@@ -98,7 +99,7 @@ def share_keys(ctx: ClientContext, state: ClientState, msg: ShareKeysRequest) ->
     size = len(ctx.neighborhood)
     seed_shares = shamir.split(state.seed, size, cfg.threshold, ctx.rng)
     key_shares = shamir.split(state.masking.private, size, cfg.threshold, ctx.rng)
-    boxes, own_shares = [], None
+    boxes, box_keys, own_shares = [], {}, None
     for pos, holder in enumerate(ctx.neighborhood):
         if holder not in peers:
             continue
@@ -110,8 +111,9 @@ def share_keys(ctx: ClientContext, state: ClientState, msg: ShareKeysRequest) ->
             key = S.box_key(state.encryption.private, peers[holder].encryption_key, msg.session_id, me, holder)
         except ValueError as exc:
             raise _remote(f"client {holder}'s encryption key is unusable ({exc})", "share_keys", me) from None
+        box_keys[holder] = key
         boxes.append((holder, aead.seal(key, plain, S.box_context(msg.session_id, me, holder), ctx.rng)))
-    new = replace(state, session_id=msg.session_id, peers=peers, shares={me: own_shares})
+    new = replace(state, session_id=msg.session_id, peers=peers, box_keys=box_keys, shares={me: own_shares})
     return new, ShareKeys(me, tuple(boxes))
 
 
@@ -125,7 +127,7 @@ def masked_input(ctx: ClientContext, state: ClientState, msg: MaskedInputRequest
     for sender, box in msg.boxes:
         if sender == me or sender not in state.peers:
             raise _remote(f"a share box comes from client {sender}, which is not a live neighbour", "masked_input", me)
-        key = S.box_key(state.encryption.private, state.peers[sender].encryption_key, state.session_id, me, sender)
+        key = state.box_keys[sender]
         try:
             plain = aead.open_box(key, box, S.box_context(state.session_id, sender, me))
             owner, holder, seed_share, key_share = S.unpack_shares(plain)
@@ -185,7 +187,7 @@ def unmasking(ctx: ClientContext, state: ClientState, msg: UnmaskingRequest) -> 
             seed_out.append((owner, seed_share))
         elif owner != me:
             key_out.append((owner, key_share))
-    return replace(state, shares={}), UnmaskingShares(me, tuple(seed_out), tuple(key_out))
+    return replace(state, shares={}, box_keys={}), UnmaskingShares(me, tuple(seed_out), tuple(key_out))
 
 
 def abort(ctx: ClientContext, state: ClientState, msg) -> tuple[ClientState, None]:

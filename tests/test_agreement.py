@@ -6,6 +6,8 @@ import hmac
 import struct
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lepton_secagg.hazmat import agreement
 from lepton_secagg.hazmat.agreement import (
@@ -244,3 +246,11 @@ def test_derive_key_errors():
         derive_key(SECRET, "p", parties=(-1,))
     with pytest.raises(ValueError):
         derive_key(SECRET, "p", 0)
+
+
+@given(ikm=st.binary(max_size=80), salt=st.binary(max_size=80), info=st.binary(max_size=200), length=st.integers(1, 400))
+def test_hkdf_matches_pycryptodome(ikm, salt, info, length):
+    from Crypto.Hash import SHA256
+    from Crypto.Protocol.KDF import HKDF
+
+    assert hkdf_sha256(ikm, length, salt, info) == HKDF(ikm, length, salt or bytes(32), SHA256, context=info)

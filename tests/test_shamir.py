@@ -1,0 +1,249 @@
+"""Shamir sharing over GF(2^31 - 1): recovery, refusal, forgery detection, batching."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lepton_secagg.exceptions import ReconstructionError
+from lepton_secagg.hazmat import shamir
+from lepton_secagg.hazmat.rng import DeterministicRng
+from lepton_secagg.hazmat.shamir import (
+    MAX_SECRET_SIZE,
+    MAX_SHARES,
+    PRIME,
+    Share,
+    lagrange_coefficients,
+    reconstruct,
+    reconstruct_many,
+    share_size,
+    split,
+    split_many,
+)
+
+
+@st.composite
+def sharings(draw):
+    n = draw(st.integers(1, 60))
+    t = draw(st.integers(1, n))
+    secret = draw(st.binary(min_size=1, max_size=80))
+    seed = draw(st.integers(0, 2**32))
+    return n, t, secret, random.Random(seed)
+
+
+def _forge(share: Share, position: int = 5) -> Share:
+    value = bytearray(share.value)
+    value[position] ^= 0x01
+    return Share(index=share.index, value=bytes(value))
+
+
+@given(sharings())
+def test_any_t_shares_reconstruct(case):
+    n, t, secret, chooser = case
+    shares = split(secret, n, t, DeterministicRng(chooser.getrandbits(64)))
+    assert [s.index for s in shares] == list(range(1, n + 1))
+    assert {len(s.value) for s in shares} == {share_size(len(secret))}
+    assert reconstruct(chooser.sample(shares, t), t) == secret
+    assert reconstruct(chooser.sample(shares, chooser.randint(t, n)), t) == secret
+
+
+@given(sharings())
+def test_fewer_than_t_shares_raise(case):
+    n, t, secret, chooser = case
+    shares = split(secret, n, t)
+    with pytest.raises(ReconstructionError, match=f"needs {t} distinct shares"):
+        reconstruct(chooser.sample(shares, t - 1), t)
+
+
+@given(st.integers(2, 40).flatmap(lambda t: st.tuples(st.just(t), st.integers(t + 1, 60))), st.data())
+def test_a_forged_share_among_more_than_t_is_detected(t_n, data):
+    t, n = t_n
+    shares = split(b"\x07" * 32, n, t)
+    chosen = data.draw(st.permutations(shares)).copy()[: data.draw(st.integers(t + 1, n))]
+    victim = data.draw(st.integers(0, len(chosen) - 1))
+    # Bytes 2.. are the limbs; flipping bit 0 of one keeps it below p.
+    chosen[victim] = _forge(chosen[victim], position=data.draw(st.integers(2, len(chosen[victim].value) - 1)))
+    # (a flip that pushes a limb to p or above is refused as malformed instead)
+    with pytest.raises(ReconstructionError, match="forged or corrupted|malformed"):
+        reconstruct(chosen, t)
+
+
+def test_exactly_t_shares_cannot_detect_a_forgery_but_do_not_return_the_secret():
+    shares = split(b"secret" * 5, 10, 4, DeterministicRng(3))
+    try:
+        recovered = reconstruct([_forge(shares[0])] + shares[1:4], 4)
+    except ReconstructionError:
+        return  # the forged limb left the 30-bit range: also fine
+    assert recovered != b"secret" * 5
+
+
+def test_duplicates_count_once_and_conflicts_raise():
+    shares = split(b"k" * 32, 5, 3)
+    assert reconstruct(shares[:3] + shares[:3], 3) == b"k" * 32
+    with pytest.raises(ReconstructionError, match="needs 3 distinct"):
+        reconstruct([shares[0], shares[0], shares[1]], 3)
+    with pytest.raises(ReconstructionError, match="index 2 but different values"):
+        reconstruct(shares[:3] + [_forge(shares[1])], 3)
+
+
+def test_shares_of_different_secret_lengths_do_not_mix():
+    short = split(b"a" * 16, 5, 3, DeterministicRng(1))
+    long = split(b"a" * 32, 5, 3, DeterministicRng(1))
+    with pytest.raises(ReconstructionError, match="different lengths"):
+        reconstruct([short[0], long[1], long[2]], 3)
+    # Same value size (31 and 32 bytes both use 9 limbs) but different length headers.
+    other = split(b"a" * 31, 5, 3)
+    assert len(other[0].value) == len(long[0].value)
+    with pytest.raises(ReconstructionError, match="different secret lengths"):
+        reconstruct([other[0], long[1], long[2]], 3)
+
+
+def test_malformed_share_values_raise():
+    shares = split(b"z" * 32, 4, 2)
+    with pytest.raises(ReconstructionError, match="malformed"):
+        reconstruct([Share(1, b"\x05\x00" + shares[0].value[2:]), Share(2, b"\x05\x00" + shares[1].value[2:])], 2)
+    big = bytes(2) + b"\xff\xff\xff\xff" * 9
+    with pytest.raises(ReconstructionError, match="malformed"):
+        reconstruct([Share(1, b"\x20\x00" + big[2:]), Share(2, b"\x20\x00" + big[2:])], 2)
+    with pytest.raises(ReconstructionError, match="too short"):
+        reconstruct([Share(1, b"\x01"), Share(2, b"\x01")], 2)
+
+
+@pytest.mark.parametrize(
+    "call, error",
+    [
+        (lambda: split("text", 3, 2), TypeError),
+        (lambda: split(bytearray(b"ab"), 3, 2), TypeError),
+        (lambda: split(b"", 3, 2), ValueError),
+        (lambda: split(bytes(MAX_SECRET_SIZE + 1), 3, 2), ValueError),
+        (lambda: split(b"ab", 3, 4), ValueError),
+        (lambda: split(b"ab", 3, 0), ValueError),
+        (lambda: split(b"ab", 0, 0), ValueError),
+        (lambda: split(b"ab", MAX_SHARES + 1, 2), ValueError),
+        (lambda: split(b"ab", 3.0, 2), TypeError),
+        (lambda: split(b"ab", 3, True), TypeError),
+        (lambda: split(b"ab", 3, 2, rng=object()), TypeError),
+        (lambda: split_many(b"ab", 3, 2), TypeError),
+        (lambda: reconstruct([b"ab"], 1), TypeError),
+        (lambda: reconstruct(split(b"ab", 3, 2), 0), ValueError),
+        (lambda: reconstruct(split(b"ab", 3, 2), "2"), TypeError),
+        (lambda: reconstruct(iter(split(b"ab", 3, 2)), 2), TypeError),
+        (lambda: Share(index=0, value=b"x"), ValueError),
+        (lambda: Share(index=MAX_SHARES + 1, value=b"x"), ValueError),
+        (lambda: Share(index=True, value=b"x"), TypeError),
+        (lambda: Share(index=1.0, value=b"x"), TypeError),
+        (lambda: Share(index=1, value="x"), TypeError),
+        (lambda: lagrange_coefficients((1, 1)), ValueError),
+        (lambda: lagrange_coefficients(()), ValueError),
+        (lambda: lagrange_coefficients((0, 1)), ValueError),
+        (lambda: lagrange_coefficients((1, "2")), TypeError),
+        (lambda: lagrange_coefficients({1, 2}), TypeError),
+    ],
+)
+def test_bad_arguments(call, error):
+    with pytest.raises(error):
+        call()
+
+
+def test_share_repr_hides_the_value():
+    share = split(b"\xab" * 32, 3, 2)[0]
+    assert "value" not in repr(share) and share.value.hex() not in repr(share)
+
+
+def test_deterministic_rng_gives_deterministic_shares():
+    first = split(b"seeded secret", 7, 4, DeterministicRng("vector"))
+    again = split(b"seeded secret", 7, 4, DeterministicRng("vector"))
+    other = split(b"seeded secret", 7, 4, DeterministicRng("other"))
+    assert first == again
+    assert [s.value for s in first] != [s.value for s in other]
+
+
+def test_shares_do_not_reveal_the_secret():
+    # Every limb of the all-zero secret has constant term 0; with t >= 2 the
+    # shares must still be random, differing across seeds and from the secret.
+    secret = bytes(32)
+    for t in (2, 3):
+        values = {split(secret, 5, t, DeterministicRng(seed))[0].value for seed in range(20)}
+        assert len(values) == 20
+        assert all(v[2:] != bytes(36) for v in values)
+    # Threshold 1 is a constant polynomial: the share is the secret, by definition.
+    assert reconstruct([split(secret, 5, 1)[3]], 1) == secret
+
+
+def test_coefficients_are_uniform_field_elements():
+    draws = shamir._random_elements(DeterministicRng(9), 200_000)
+    assert draws.dtype == np.uint64 and int(draws.max()) < PRIME
+    # the top bit of a 31-bit uniform value is set half the time
+    assert abs(np.mean(draws >= 1 << 30) - 0.5) < 5 * 0.5 / np.sqrt(draws.size)
+
+
+def test_rejection_sampling_discards_p():
+    class AllOnesThenZeros:
+        def __init__(self):
+            self.calls = 0
+
+        def bytes(self, n):
+            self.calls += 1
+            return b"\xff" * n if self.calls == 1 else bytes(n)
+
+    rng = AllOnesThenZeros()
+    assert shamir._random_elements(rng, 3).tolist() == [0, 0, 0]
+    assert rng.calls == 2
+
+
+def test_lagrange_coefficients_match_the_definition_and_are_cached():
+    indices = (9, 2, 5, 11)
+    expected = []
+    for xi in indices:
+        num = den = 1
+        for xj in indices:
+            if xj != xi:
+                num, den = num * xj % PRIME, den * (xj - xi) % PRIME
+        expected.append(num * pow(den, PRIME - 2, PRIME) % PRIME)
+    shamir._lagrange_at_zero.cache_clear()
+    assert lagrange_coefficients(indices).tolist() == expected
+    assert lagrange_coefficients(tuple(sorted(indices))).tolist() == [expected[i] for i in (1, 2, 0, 3)]
+    info = shamir._lagrange_at_zero.cache_info()
+    assert (info.misses, info.hits) == (1, 1)
+    # the cached array cannot be corrupted through the public function
+    lagrange_coefficients(indices)[:] = 0
+    assert lagrange_coefficients(indices).tolist() == expected
+
+
+def test_reconstruct_reuses_cached_coefficients():
+    shares = split_many([b"one" * 10, b"two" * 10], 9, 5)
+    shamir._lagrange_at_zero.cache_clear()
+    reconstruct(shares[0][2:7], 5)
+    reconstruct(shares[1][2:7], 5)
+    info = shamir._lagrange_at_zero.cache_info()
+    assert (info.misses, info.hits) == (1, 1)
+
+
+def test_split_many_matches_split_and_reconstruct_many_matches_reconstruct():
+    secrets = [b"a", b"bb" * 16, bytes(range(200)), b"\xff" * 31]
+    batch = split_many(secrets, 12, 6, DeterministicRng("batch"))
+    rng = DeterministicRng("batch")
+    assert batch == [split(s, 12, 6, rng) for s in secrets]
+    chooser = random.Random(1)
+    lists = [shares[:6] for shares in batch[:2]] + [chooser.sample(shares, 8) for shares in batch[2:]]
+    assert reconstruct_many(lists, 6) == secrets == [reconstruct(s, 6) for s in lists]
+    assert split_many([], 12, 6) == [] and reconstruct_many([], 6) == []
+
+
+def test_reconstruct_many_names_the_failing_list():
+    batch = split_many([b"x" * 32] * 4, 8, 3)
+    lists = [shares[:5] for shares in batch]
+    lists[2] = lists[2][:4] + [_forge(lists[2][4])]
+    with pytest.raises(ReconstructionError, match="share list 2: .*forged"):
+        reconstruct_many(lists, 3)
+    with pytest.raises(ReconstructionError, match="share list 1: .*needs 3"):
+        reconstruct_many([batch[0], batch[1][:2]], 3)
+
+
+def test_maximum_secret_and_large_n():
+    secret = bytes(range(256)) * 4
+    shares = split(secret, 300, 151, DeterministicRng(5))
+    assert reconstruct(random.Random(2).sample(shares, 200), 151) == secret
