@@ -1,0 +1,675 @@
+/* lepton_secagg._kernels._speedups: the C masking kernel.
+ *
+ * add_masks(vector, keys, signs, suite, offset, threads) -> None
+ *
+ * In place, for each key k: vector[i] += sign_k * word_k[offset + i] (mod 2^w),
+ * word_k being the little-endian reading of the suite keystream under keys[k].
+ * The contract is lepton_secagg/_kernels/_speedups.pyi; the specification is
+ * lepton_secagg/_kernels/_native.py.  See docs/development/native-kernels.md.
+ *
+ * Work plan: all keys are expanded once; the element range is split into
+ * `threads` contiguous parts (pthreads); each part is walked in CHUNK_BYTES
+ * pieces of the stream and every key is applied to a piece before moving on,
+ * so the piece stays in L1 while the keystream is generated in registers and
+ * added straight into it.  Kernels are picked at module init from the CPU
+ * features (see pick_kernels).  Without AES-NI the aes128ctr suite calls back
+ * into the numpy kernel instead of using a table AES.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#if !defined(_WIN32)
+#include <pthread.h>
+#define LS_HAVE_PTHREADS 1
+#else
+#define LS_HAVE_PTHREADS 0
+#endif
+
+#include "kernels.h"
+
+/* Keystream bytes per key per step: the vector piece being worked on. */
+#define CHUNK_BYTES (16 * 1024)
+/* A worker thread gets at least this many elements. */
+#define MIN_ELEMS_PER_THREAD (64 * 1024)
+#define MAX_THREADS 64
+
+#define SUITE_AES 0
+#define SUITE_CHACHA 1
+
+/* ---- CPU dispatch ------------------------------------------------------- */
+
+int ls_cpu_has(const char *feature)
+{
+#if LS_X86 && defined(__GNUC__)
+    __builtin_cpu_init();
+    /* __builtin_cpu_supports needs a literal argument. */
+    if (!strcmp(feature, "aes")) return __builtin_cpu_supports("aes") && __builtin_cpu_supports("ssse3");
+    if (!strcmp(feature, "vaes256")) return __builtin_cpu_supports("vaes") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("aes");
+    if (!strcmp(feature, "vaes512")) return __builtin_cpu_supports("vaes") && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("aes");
+    if (!strcmp(feature, "avx2")) return __builtin_cpu_supports("avx2");
+    if (!strcmp(feature, "avx512f")) return __builtin_cpu_supports("avx512f");
+#else
+    (void)feature;
+#endif
+    return 0;
+}
+
+/* Candidates from fastest to slowest; the first one the CPU has wins. */
+static const ls_kernel *const AES_KERNELS[] = {&ls_aes_vaes512, &ls_aes_vaes256, &ls_aes_aesni};
+static const char *const AES_NEEDS[] = {"vaes512", "vaes256", "aes"};
+static const ls_kernel *const CHACHA_KERNELS[] = {&ls_chacha_avx512, &ls_chacha_avx2, &ls_chacha_scalar};
+static const char *const CHACHA_NEEDS[] = {"avx512f", "avx2", NULL};
+
+/* Process-wide choice (CPU features are process-wide); NULL aes = fallback. */
+static const ls_kernel *aes_kernel = NULL;
+static const ls_kernel *chacha_kernel = &ls_chacha_scalar;
+
+static int kernel_usable(const ls_kernel *k, const char *needs)
+{
+    return k->fn != NULL && (needs == NULL || ls_cpu_has(needs));
+}
+
+static void pick_kernels(void)
+{
+    aes_kernel = NULL;
+    for (size_t i = 0; i < sizeof AES_KERNELS / sizeof *AES_KERNELS; i++)
+        if (kernel_usable(AES_KERNELS[i], AES_NEEDS[i])) {
+            aes_kernel = AES_KERNELS[i];
+            break;
+        }
+    chacha_kernel = &ls_chacha_scalar;
+    for (size_t i = 0; i < sizeof CHACHA_KERNELS / sizeof *CHACHA_KERNELS; i++)
+        if (kernel_usable(CHACHA_KERNELS[i], CHACHA_NEEDS[i])) {
+            chacha_kernel = CHACHA_KERNELS[i];
+            break;
+        }
+}
+
+/* ---- the driver (no Python objects, runs without the GIL) --------------- */
+
+typedef struct {
+    const ls_kernel *kernel;
+    const uint8_t *keys;   /* expanded keys, key_stride bytes apart */
+    size_t key_stride;
+    const int8_t *signs;
+    size_t nkeys;
+    uint8_t *data;         /* vector bytes */
+    uint64_t base_block;   /* block index of base_pos = (offset*itemsize) rounded down to CHUNK_BYTES */
+    size_t lead;           /* offset*itemsize - base_pos: relative position of data[0] */
+    int w64;
+    size_t itemsize;
+    unsigned block_shift;  /* log2 of the cipher block: 4 (AES) or 6 (ChaCha20) */
+} job_t;
+
+/* v[0 .. nbytes) += / -= scratch words (native words of the vector's width). */
+static void add_scratch(uint8_t *v, const uint8_t *ks, size_t nbytes, int w64, int sub)
+{
+    if (w64) {
+        for (size_t i = 0; i < nbytes; i += 8) {
+            uint64_t x, k;
+            memcpy(&x, v + i, 8);
+            memcpy(&k, ks + i, 8);
+            x = sub ? x - k : x + k;
+            memcpy(v + i, &x, 8);
+        }
+    } else {
+        for (size_t i = 0; i < nbytes; i += 4) {
+            uint32_t x, k;
+            memcpy(&x, v + i, 4);
+            memcpy(&k, ks + i, 4);
+            x = sub ? x - k : x + k;
+            memcpy(v + i, &x, 4);
+        }
+    }
+}
+
+/* Apply one key to relative stream bytes [p0, p1), which sit at v.
+ * Relative position r is stream byte base_pos + r (see job_t). */
+static void apply_range(const job_t *job, const void *key, int sub, size_t p0, size_t p1, uint8_t *v)
+{
+    const ls_kernel *k = job->kernel;
+    const unsigned bshift = job->block_shift;
+    const size_t bmask = ((size_t)1 << bshift) - 1;
+    const size_t batch = k->batch_bytes;
+    const uint64_t base = job->base_block;
+    uint8_t scratch[LS_MAX_BATCH] __attribute__((aligned(64)));
+
+    if (p0 >= p1)
+        return;
+    if (p0 & bmask) { /* partial first block: one batch into scratch */
+        size_t start = p0 & ~bmask;
+        size_t stop = start + batch < p1 ? start + batch : p1;
+        memset(scratch, 0, batch);
+        k->fn(key, base + (start >> bshift), scratch, 1, job->w64, 0);
+        add_scratch(v, scratch + (p0 - start), stop - p0, job->w64, sub);
+        v += stop - p0;
+        p0 = stop;
+    }
+    size_t nb = (p1 - p0) / batch;
+    if (nb) {
+        k->fn(key, base + (p0 >> bshift), v, nb, job->w64, sub);
+        v += nb * batch;
+        p0 += nb * batch;
+    }
+    if (p0 < p1) { /* partial last batch (p0 is block-aligned here) */
+        memset(scratch, 0, batch);
+        k->fn(key, base + (p0 >> bshift), scratch, 1, job->w64, 0);
+        add_scratch(v, scratch, p1 - p0, job->w64, sub);
+    }
+}
+
+/* Elements [e0, e1) of the vector, every key, piece by piece. */
+static void run_part(const job_t *job, size_t e0, size_t e1)
+{
+    const size_t isz = job->itemsize;
+    size_t p = job->lead + e0 * isz, end = job->lead + e1 * isz;
+    uint8_t *v = job->data + e0 * isz;
+    while (p < end) {
+        /* pieces end on CHUNK_BYTES boundaries of the stream (base_pos is one) */
+        size_t stop = (p | (CHUNK_BYTES - 1)) + 1;
+        if (stop > end)
+            stop = end;
+        if (job->nkeys > 1 && stop < end) {
+            /* pull the next piece towards L2 while this one is worked on */
+            size_t next = end - stop < CHUNK_BYTES ? end - stop : CHUNK_BYTES;
+            for (size_t i = 0; i < next; i += 64)
+                __builtin_prefetch(v + (stop - p) + i, 1, 2);
+        }
+        for (size_t k = 0; k < job->nkeys; k++)
+            apply_range(job, job->keys + k * job->key_stride, job->signs[k] < 0, p, stop, v);
+        v += stop - p;
+        p = stop;
+    }
+}
+
+#if LS_HAVE_PTHREADS
+typedef struct {
+    const job_t *job;
+    size_t e0, e1;
+} part_t;
+
+static void *part_main(void *arg)
+{
+    part_t *part = (part_t *)arg;
+    run_part(part->job, part->e0, part->e1);
+    return NULL;
+}
+#endif
+
+static void run_job(const job_t *job, size_t n, long threads)
+{
+    size_t parts = (size_t)threads;
+    if (parts > n / MIN_ELEMS_PER_THREAD)
+        parts = n / MIN_ELEMS_PER_THREAD;
+    if (parts > MAX_THREADS)
+        parts = MAX_THREADS;
+#if LS_HAVE_PTHREADS
+    if (parts > 1) {
+        part_t pt[MAX_THREADS];
+        pthread_t tid[MAX_THREADS];
+        int started[MAX_THREADS] = {0};
+        size_t prev = 0;
+        for (size_t i = 0; i < parts; i++) {
+            size_t e1 = n;
+            if (i + 1 < parts) {
+                /* split near (i+1)/parts, on a 1 KiB boundary of the stream */
+                size_t pos = job->lead + (size_t)((unsigned __int128)n * (i + 1) / parts) * job->itemsize;
+                pos &= ~(size_t)1023;
+                e1 = pos > job->lead ? (pos - job->lead) / job->itemsize : 0;
+                if (e1 < prev) e1 = prev;
+                if (e1 > n) e1 = n;
+            }
+            pt[i].job = job;
+            pt[i].e0 = prev;
+            pt[i].e1 = e1;
+            prev = e1;
+        }
+        for (size_t i = 1; i < parts; i++)
+            started[i] = pthread_create(&tid[i], NULL, part_main, &pt[i]) == 0;
+        run_part(job, pt[0].e0, pt[0].e1);
+        for (size_t i = 1; i < parts; i++) {
+            if (started[i])
+                pthread_join(tid[i], NULL);
+            else
+                run_part(job, pt[i].e0, pt[i].e1); /* could not start: do it here */
+        }
+        return;
+    }
+#endif
+    run_part(job, 0, n);
+}
+
+/* ---- argument checking -------------------------------------------------- */
+
+typedef struct {
+    PyObject *native_add_masks; /* lepton_secagg._kernels._native.add_masks, lazily */
+} module_state;
+
+static int format_is_unsigned(const char *fmt)
+{
+    if (fmt == NULL)
+        return 0; /* "B" by the buffer protocol: itemsize 1, rejected anyway */
+    if (*fmt == '@' || *fmt == '=' || *fmt == '<')
+        fmt++;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    else if (*fmt == '>' || *fmt == '!')
+        fmt++;
+#endif
+    return (fmt[0] == 'I' || fmt[0] == 'L' || fmt[0] == 'Q' || fmt[0] == 'N') && fmt[1] == '\0';
+}
+
+/* +1 / -1 as Python's `sign in (1, -1)` sees it (bool excluded); 0 on error. */
+static int parse_sign(PyObject *sign)
+{
+    static const long values[2] = {1, -1};
+    if (PyBool_Check(sign)) {
+        PyErr_Format(PyExc_ValueError, "signs must be +1 or -1, got %R.", sign);
+        return 0;
+    }
+    for (int i = 0; i < 2; i++) {
+        PyObject *v = PyLong_FromLong(values[i]);
+        if (v == NULL)
+            return 0;
+        int eq = PyObject_RichCompareBool(sign, v, Py_EQ);
+        Py_DECREF(v);
+        if (eq < 0)
+            return 0;
+        if (eq)
+            return (int)values[i];
+    }
+    PyErr_Format(PyExc_ValueError, "signs must be +1 or -1, got %R.", sign);
+    return 0;
+}
+
+static PyObject *call_native(PyObject *module, PyObject *const *args, Py_ssize_t nargs, int w64)
+{
+    module_state *st = (module_state *)PyModule_GetState(module);
+    if (st->native_add_masks == NULL) {
+        PyObject *mod = PyImport_ImportModule("lepton_secagg._kernels._native");
+        if (mod == NULL)
+            return NULL;
+        st->native_add_masks = PyObject_GetAttrString(mod, "add_masks");
+        Py_DECREF(mod);
+        if (st->native_add_masks == NULL)
+            return NULL;
+    }
+    /* The numpy kernel wants an ndarray: view the buffer as one (no copy). */
+    PyObject *np = PyImport_ImportModule("numpy");
+    if (np == NULL)
+        return NULL;
+    PyObject *arr = PyObject_CallMethod(np, "frombuffer", "Os", args[0], w64 ? "<u8" : "<u4");
+    Py_DECREF(np);
+    if (arr == NULL)
+        return NULL;
+    PyObject *call_args[6] = {arr, args[1], args[2], args[3], args[4], args[5]};
+    PyObject *res = PyObject_Vectorcall(st->native_add_masks, call_args, nargs, NULL);
+    Py_DECREF(arr);
+    if (res == NULL)
+        return NULL;
+    Py_DECREF(res);
+    Py_RETURN_NONE;
+}
+
+static PyObject *add_masks(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6) {
+        PyErr_Format(PyExc_TypeError,
+                     "add_masks() takes 6 positional arguments (vector, keys, signs, suite, offset, threads), got %zd.",
+                     nargs);
+        return NULL;
+    }
+    PyObject *vector = args[0], *keys = args[1], *signs = args[2], *suite_obj = args[3];
+    PyObject *offset_obj = args[4], *threads_obj = args[5];
+
+    /* suite */
+    int suite;
+    size_t key_size;
+    if (PyUnicode_Check(suite_obj) && PyUnicode_CompareWithASCIIString(suite_obj, "aes128ctr") == 0) {
+        suite = SUITE_AES;
+        key_size = 16;
+    } else if (PyUnicode_Check(suite_obj) && PyUnicode_CompareWithASCIIString(suite_obj, "chacha20") == 0) {
+        suite = SUITE_CHACHA;
+        key_size = 32;
+    } else {
+        PyErr_Format(PyExc_ValueError, "unknown PRG suite %R; choose one of ['aes128ctr', 'chacha20'].", suite_obj);
+        return NULL;
+    }
+
+    /* offset, threads */
+    if (!PyLong_Check(offset_obj) || PyBool_Check(offset_obj)) {
+        PyErr_Format(PyExc_ValueError, "offset must be a non-negative int, got %R.", offset_obj);
+        return NULL;
+    }
+    unsigned long long offset = PyLong_AsUnsignedLongLong(offset_obj);
+    if (offset == (unsigned long long)-1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError, "offset must be a non-negative int below 2**64, got %R.", offset_obj);
+        return NULL;
+    }
+    if (!PyLong_Check(threads_obj) || PyBool_Check(threads_obj)) {
+        PyErr_Format(PyExc_ValueError, "threads must be a positive int, got %R.", threads_obj);
+        return NULL;
+    }
+    int overflow = 0;
+    long threads = PyLong_AsLongAndOverflow(threads_obj, &overflow);
+    if (threads == -1 && PyErr_Occurred())
+        return NULL;
+    if (overflow > 0)
+        threads = MAX_THREADS;
+    if (overflow < 0 || threads < 1) {
+        PyErr_Format(PyExc_ValueError, "threads must be a positive int, got %R.", threads_obj);
+        return NULL;
+    }
+
+    /* keys, signs */
+    PyObject *keys_seq = PySequence_Fast(keys, "keys must be a sequence of bytes.");
+    if (keys_seq == NULL)
+        return NULL;
+    PyObject *signs_seq = PySequence_Fast(signs, "signs must be a sequence of +1/-1 ints.");
+    if (signs_seq == NULL) {
+        Py_DECREF(keys_seq);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    uint8_t *raw_keys = NULL, *expanded = NULL;
+    int8_t *sign_arr = NULL;
+    Py_buffer view;
+    int have_view = 0;
+
+    Py_ssize_t nkeys = PySequence_Fast_GET_SIZE(keys_seq);
+    if (PySequence_Fast_GET_SIZE(signs_seq) != nkeys) {
+        PyErr_Format(PyExc_ValueError, "got %zd keys but %zd signs.", nkeys, PySequence_Fast_GET_SIZE(signs_seq));
+        goto done;
+    }
+    raw_keys = (uint8_t *)PyMem_Malloc(nkeys ? (size_t)nkeys * key_size : 1);
+    sign_arr = (int8_t *)PyMem_Malloc(nkeys ? (size_t)nkeys : 1);
+    if (raw_keys == NULL || sign_arr == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < nkeys; i++) {
+        PyObject *key = PySequence_Fast_GET_ITEM(keys_seq, i);
+        const char *kb;
+        Py_ssize_t klen;
+        if (PyBytes_Check(key)) {
+            kb = PyBytes_AS_STRING(key);
+            klen = PyBytes_GET_SIZE(key);
+        } else if (PyByteArray_Check(key)) {
+            kb = PyByteArray_AS_STRING(key);
+            klen = PyByteArray_GET_SIZE(key);
+        } else {
+            PyErr_Format(PyExc_TypeError, "keys must be bytes, not %.100s.", Py_TYPE(key)->tp_name);
+            goto done;
+        }
+        if ((size_t)klen != key_size) {
+            PyErr_Format(PyExc_ValueError, "a %s key is %zu bytes, got %zd.",
+                         suite == SUITE_AES ? "aes128ctr" : "chacha20", key_size, klen);
+            goto done;
+        }
+        memcpy(raw_keys + (size_t)i * key_size, kb, key_size);
+        int s = parse_sign(PySequence_Fast_GET_ITEM(signs_seq, i));
+        if (s == 0)
+            goto done;
+        sign_arr[i] = (int8_t)s;
+    }
+
+    /* vector */
+    if (PyObject_GetBuffer(vector, &view, PyBUF_RECORDS_RO) < 0) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError,
+                     "vector must support the buffer protocol (a uint32/uint64 numpy array), not %.100s.",
+                     Py_TYPE(vector)->tp_name);
+        goto done;
+    }
+    have_view = 1;
+    if (view.itemsize != 4 && view.itemsize != 8) {
+        PyErr_Format(PyExc_TypeError, "vector items must be 4 or 8 bytes (uint32 or uint64), got %zd-byte items.",
+                     view.itemsize);
+        goto done;
+    }
+    if (!format_is_unsigned(view.format)) {
+        PyErr_Format(PyExc_TypeError,
+                     "vector must hold native unsigned integers (format 'I', 'L' or 'Q'), got format %s.",
+                     view.format ? view.format : "B");
+        goto done;
+    }
+    if (view.readonly) {
+        PyErr_SetString(PyExc_ValueError, "vector must be writable.");
+        goto done;
+    }
+    if (view.ndim != 1) {
+        PyErr_Format(PyExc_ValueError, "vector must be 1-D, got %d dimensions.", view.ndim);
+        goto done;
+    }
+    if (!PyBuffer_IsContiguous(&view, 'C')) {
+        PyErr_SetString(PyExc_ValueError, "vector must be C-contiguous.");
+        goto done;
+    }
+    size_t n = (size_t)(view.len / view.itemsize);
+    int w64 = view.itemsize == 8;
+    {
+        unsigned __int128 end = ((unsigned __int128)offset + n) * (unsigned)view.itemsize;
+        unsigned __int128 limit = suite == SUITE_AES ? (unsigned __int128)1 << 64 : (unsigned __int128)64 << 32;
+        if (end > limit) {
+            PyErr_Format(PyExc_ValueError, "the mask range ends past the %s stream limit of %llu bytes.",
+                         suite == SUITE_AES ? "aes128ctr" : "chacha20",
+                         suite == SUITE_AES ? 18446744073709551615ULL : (unsigned long long)64 << 32);
+            goto done;
+        }
+    }
+    if (nkeys == 0 || n == 0) {
+        result = Py_None;
+        Py_INCREF(result);
+        goto done;
+    }
+
+    const ls_kernel *kernel = suite == SUITE_AES ? aes_kernel : chacha_kernel;
+    if (kernel == NULL) { /* no AES-NI: the numpy kernel, never a table AES */
+        PyBuffer_Release(&view);
+        have_view = 0;
+        result = call_native(module, args, nargs, w64);
+        goto done;
+    }
+
+    size_t stride = suite == SUITE_AES ? LS_AES_KEY_BYTES : LS_CHACHA_KEY_BYTES;
+    expanded = (uint8_t *)PyMem_RawMalloc((size_t)nkeys * stride + 64);
+    if (expanded == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    uint8_t *ek = (uint8_t *)(((uintptr_t)expanded + 63) & ~(uintptr_t)63);
+    /* Positions are kept relative to a CHUNK_BYTES-aligned base so that the
+     * end of the stream (2^64 bytes for AES) never overflows a uint64_t. */
+    uint64_t start_pos = (uint64_t)offset * (uint64_t)view.itemsize; /* < 2^64: n >= 1 */
+    uint64_t base_pos = start_pos & ~(uint64_t)(CHUNK_BYTES - 1);
+    unsigned bshift = suite == SUITE_AES ? 4u : 6u;
+    job_t job = {kernel, ek, stride, sign_arr, (size_t)nkeys, (uint8_t *)view.buf,
+                 base_pos >> bshift, (size_t)(start_pos - base_pos), w64, (size_t)view.itemsize, bshift};
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < nkeys; i++) {
+        if (suite == SUITE_AES)
+            ls_aes128_expand(raw_keys + (size_t)i * 16, ek + (size_t)i * stride);
+        else
+            ls_chacha_setup(raw_keys + (size_t)i * 32, ek + (size_t)i * stride);
+    }
+    run_job(&job, n, threads);
+    /* the expanded keys are key material: wipe them */
+    memset(expanded, 0, (size_t)nkeys * stride + 64);
+    Py_END_ALLOW_THREADS
+    result = Py_None;
+    Py_INCREF(result);
+
+done:
+    if (have_view)
+        PyBuffer_Release(&view);
+    if (raw_keys != NULL) {
+        memset(raw_keys, 0, nkeys ? (size_t)nkeys * key_size : 1);
+        PyMem_Free(raw_keys);
+    }
+    PyMem_Free(sign_arr);
+    PyMem_RawFree(expanded);
+    Py_DECREF(keys_seq);
+    Py_DECREF(signs_seq);
+    return result;
+}
+
+/* ---- private helpers for tests and benchmarks --------------------------- */
+
+static PyObject *kernel_names(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    return Py_BuildValue("{ssss}", "aes128ctr", aes_kernel ? aes_kernel->name : "numpy",
+                         "chacha20", chacha_kernel->name);
+}
+
+static PyObject *available_kernels(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    PyObject *aes = PyList_New(0), *cha = PyList_New(0);
+    if (aes == NULL || cha == NULL)
+        goto fail;
+    for (size_t i = 0; i < sizeof AES_KERNELS / sizeof *AES_KERNELS; i++)
+        if (kernel_usable(AES_KERNELS[i], AES_NEEDS[i])) {
+            PyObject *s = PyUnicode_FromString(AES_KERNELS[i]->name);
+            if (s == NULL || PyList_Append(aes, s) < 0) { Py_XDECREF(s); goto fail; }
+            Py_DECREF(s);
+        }
+    for (size_t i = 0; i < sizeof CHACHA_KERNELS / sizeof *CHACHA_KERNELS; i++)
+        if (kernel_usable(CHACHA_KERNELS[i], CHACHA_NEEDS[i])) {
+            PyObject *s = PyUnicode_FromString(CHACHA_KERNELS[i]->name);
+            if (s == NULL || PyList_Append(cha, s) < 0) { Py_XDECREF(s); goto fail; }
+            Py_DECREF(s);
+        }
+    return Py_BuildValue("{sNsN}", "aes128ctr", aes, "chacha20", cha);
+fail:
+    Py_XDECREF(aes);
+    Py_XDECREF(cha);
+    return NULL;
+}
+
+/* _set_kernels(aes, chacha): force a kernel by name ("numpy" = fallback for
+ * aes, None = keep); _set_kernels() restores the automatic choice. */
+static PyObject *set_kernels(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs == 0) {
+        pick_kernels();
+        Py_RETURN_NONE;
+    }
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "_set_kernels() takes no arguments or (aes, chacha).");
+        return NULL;
+    }
+    const ls_kernel *new_aes = aes_kernel, *new_cha = chacha_kernel;
+    if (args[0] != Py_None) {
+        const char *name = PyUnicode_AsUTF8(args[0]);
+        if (name == NULL)
+            return NULL;
+        int found = 0;
+        if (!strcmp(name, "numpy")) {
+            new_aes = NULL;
+            found = 1;
+        }
+        for (size_t i = 0; !found && i < sizeof AES_KERNELS / sizeof *AES_KERNELS; i++)
+            if (!strcmp(name, AES_KERNELS[i]->name) && kernel_usable(AES_KERNELS[i], AES_NEEDS[i])) {
+                new_aes = AES_KERNELS[i];
+                found = 1;
+            }
+        if (!found) {
+            PyErr_Format(PyExc_ValueError, "no usable aes128ctr kernel named %R on this CPU.", args[0]);
+            return NULL;
+        }
+    }
+    if (args[1] != Py_None) {
+        const char *name = PyUnicode_AsUTF8(args[1]);
+        if (name == NULL)
+            return NULL;
+        int found = 0;
+        for (size_t i = 0; !found && i < sizeof CHACHA_KERNELS / sizeof *CHACHA_KERNELS; i++)
+            if (!strcmp(name, CHACHA_KERNELS[i]->name) && kernel_usable(CHACHA_KERNELS[i], CHACHA_NEEDS[i])) {
+                new_cha = CHACHA_KERNELS[i];
+                found = 1;
+            }
+        if (!found) {
+            PyErr_Format(PyExc_ValueError, "no usable chacha20 kernel named %R on this CPU.", args[1]);
+            return NULL;
+        }
+    }
+    aes_kernel = new_aes;
+    chacha_kernel = new_cha;
+    Py_RETURN_NONE;
+}
+
+/* ---- module ------------------------------------------------------------- */
+
+PyDoc_STRVAR(add_masks_doc,
+"add_masks(vector, keys, signs, suite, offset, threads)\n--\n\n"
+"In place: vector[i] += sign_k * word_k[offset + i] for each key k.\n\n"
+"vector is a writable C-contiguous buffer of 4- or 8-byte unsigned words;\n"
+"word_k is the little-endian reading of the suite keystream under keys[k]\n"
+"(\"aes128ctr\": 16-byte keys, 128-bit big-endian counter from 0; \"chacha20\":\n"
+"RFC 8439, 32-byte keys, zero nonce, counter from 0).  signs are +1/-1.\n"
+"threads >= 1 splits the element range across workers.  The GIL is released.");
+
+static PyMethodDef methods[] = {
+    {"add_masks", (PyCFunction)(void (*)(void))add_masks, METH_FASTCALL, add_masks_doc},
+    {"_kernels", kernel_names, METH_NOARGS, "The kernel used per suite (private; for tests and benchmarks)."},
+    {"_available_kernels", available_kernels, METH_NOARGS, "Kernels this CPU can run, fastest first (private)."},
+    {"_set_kernels", (PyCFunction)(void (*)(void))set_kernels, METH_FASTCALL,
+     "Force kernels by name, or restore the automatic choice with no arguments (private)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static int module_exec(PyObject *module)
+{
+    module_state *st = (module_state *)PyModule_GetState(module);
+    st->native_add_masks = NULL;
+    pick_kernels();
+    return 0;
+}
+
+static int module_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    module_state *st = (module_state *)PyModule_GetState(module);
+    Py_VISIT(st->native_add_masks);
+    return 0;
+}
+
+static int module_clear(PyObject *module)
+{
+    module_state *st = (module_state *)PyModule_GetState(module);
+    Py_CLEAR(st->native_add_masks);
+    return 0;
+}
+
+static void module_free(void *module)
+{
+    module_clear((PyObject *)module);
+}
+
+static PyModuleDef_Slot slots[] = {
+    {Py_mod_exec, module_exec},
+    {0, NULL},
+};
+
+static struct PyModuleDef moduledef = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "lepton_secagg._kernels._speedups",
+    .m_doc = "C masking kernels (AES-NI/VAES AES-128-CTR, SIMD ChaCha20) for lepton_secagg.",
+    .m_size = sizeof(module_state),
+    .m_methods = methods,
+    .m_slots = slots,
+    .m_traverse = module_traverse,
+    .m_clear = module_clear,
+    .m_free = module_free,
+};
+
+PyMODINIT_FUNC PyInit__speedups(void)
+{
+    return PyModuleDef_Init(&moduledef);
+}

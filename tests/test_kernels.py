@@ -1,0 +1,405 @@
+"""The masking kernels against the PRG reference, bit for bit.
+
+Three implementations must agree: the C kernel (``_speedups``, every SIMD
+pipeline this CPU can run), the numpy kernel (``_native``, the specification)
+and a direct pycryptodome expansion (``hazmat.prg.keystream``).  Tests that go
+through ``hazmat.masking.add_masks`` run once per backend (the conftest fixture
+patches the kernel); tests that call the C module directly run only in the
+"c" session and skip when the extension is absent.
+"""
+from __future__ import annotations
+
+import array
+import os
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lepton_secagg._kernels import _native
+from lepton_secagg.hazmat import masking
+from lepton_secagg.hazmat.prg import SUITES, keystream
+
+try:
+    from lepton_secagg._kernels import _speedups
+except ImportError:  # not built, or LEPTON_SECAGG_PUREPYTHON
+    _speedups = None
+
+DTYPES = [np.uint32, np.uint64]
+STREAM_LIMITS = masking.STREAM_LIMITS
+
+
+def reference(vector, keys, signs, suite, offset):
+    """vector + sum(sign * keystream words), straight from pycryptodome."""
+    out = np.array(vector, copy=True)
+    isz = out.itemsize
+    n = out.shape[0]
+    for key, sign in zip(keys, signs):
+        words = np.frombuffer(keystream(suite, key, n * isz, offset * isz), dtype=f"<u{isz}")
+        if sign > 0:
+            out += words.astype(out.dtype)
+        else:
+            out -= words.astype(out.dtype)
+    return out
+
+
+def random_vector(rng, n, dtype):
+    return rng.integers(0, np.iinfo(dtype).max, size=n, dtype=dtype, endpoint=True)
+
+
+def make_keys(rng, suite, count):
+    return [rng.bytes(SUITES[suite]) for _ in range(count)]
+
+
+@pytest.fixture
+def c_only(kernel_backend):
+    """Run C-module tests once, in the "c" session; skip without the extension."""
+    if _speedups is None:
+        pytest.skip("C extension not available")
+    if kernel_backend is not _speedups:
+        pytest.skip("C-specific test: runs in the 'c' backend session")
+    return _speedups
+
+
+@pytest.fixture
+def every_kernel(c_only):
+    """Yield a function that runs a callback under every (aes, chacha) kernel pair."""
+    available = c_only._available_kernels()
+
+    def run(check):
+        try:
+            for aes in available["aes128ctr"] + ["numpy"]:
+                for cha in available["chacha20"]:
+                    c_only._set_kernels(aes, cha)
+                    check(aes, cha)
+        finally:
+            c_only._set_kernels()
+
+    return run
+
+
+# ---------------------------------------------------------------------------
+# known answers (independent of pycryptodome)
+
+
+def test_known_answers():
+    """AES-128(0^16, 0^16) and RFC 8439 A.1 test vector #1 (zero key, nonce, counter)."""
+    v = np.zeros(4, np.uint32)
+    masking.add_masks(v, [bytes(16)], [1], "aes128ctr", 0, 1)
+    assert v.astype("<u4").tobytes().hex() == "66e94bd4ef8a2c3b884cfa59ca342b2e"
+    v = np.zeros(8, np.uint32)
+    masking.add_masks(v, [bytes(32)], [1], "chacha20", 0, 1)
+    assert v.astype("<u4").tobytes().hex() == "76b8e0ada0f13d90405d6ae55386bd28bdd219b8a08ded1aa836efcc8b770dc7"
+    v = np.zeros(4, np.uint64)
+    masking.add_masks(v, [bytes(32)], [-1], "chacha20", 0, 1)
+    expected = -np.frombuffer(bytes.fromhex("76b8e0ada0f13d90405d6ae55386bd28bdd219b8a08ded1aa836efcc8b770dc7"), "<u8")
+    assert np.array_equal(v, expected.astype(np.uint64))
+
+
+# ---------------------------------------------------------------------------
+# parity through the public API (both backends)
+
+
+@st.composite
+def cases(draw, max_n=100_000):
+    suite = draw(st.sampled_from(sorted(SUITES)))
+    dtype = draw(st.sampled_from(DTYPES))
+    isz = np.dtype(dtype).itemsize
+    n = draw(st.one_of(st.sampled_from([0, 1, 2, 3, 5, 255, 256, 257]), st.integers(0, 3000), st.integers(0, max_n)))
+    limit = STREAM_LIMITS[suite] // isz  # elements addressable
+    offset = draw(
+        st.one_of(
+            st.integers(0, 300),
+            st.integers(0, 1 << 22),
+            st.integers(limit - n - 1000, limit - n),  # the very end of the stream
+            st.integers(0, limit - n),
+        )
+    )
+    count = draw(st.integers(1, 4))
+    signs = draw(st.lists(st.sampled_from([1, -1]), min_size=count, max_size=count))
+    threads = draw(st.integers(1, 4))
+    seed = draw(st.integers(0, 2**32 - 1))
+    return suite, dtype, n, offset, signs, threads, seed
+
+
+@given(cases())
+def test_masking_matches_pycryptodome(case):
+    suite, dtype, n, offset, signs, threads, seed = case
+    rng = np.random.default_rng(seed)
+    keys = make_keys(rng, suite, len(signs))
+    v = random_vector(rng, n, dtype)
+    expected = reference(v, keys, signs, suite, offset)
+    out = masking.add_masks(v, keys, signs, suite, offset, threads)
+    assert out is v
+    assert v.tobytes() == expected.tobytes()
+
+
+@pytest.mark.parametrize("suite", sorted(SUITES))
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_masking_large_vector(suite, dtype):
+    """~100k elements, unaligned offset, several keys with mixed signs."""
+    rng = np.random.default_rng(7)
+    n = 100_003
+    keys = make_keys(rng, suite, 3)
+    signs = [1, -1, -1]
+    v = random_vector(rng, n, dtype)
+    expected = reference(v, keys, signs, suite, 12345)
+    masking.add_masks(v, keys, signs, suite, 12345, 2)
+    assert v.tobytes() == expected.tobytes()
+
+
+@pytest.mark.parametrize("suite", sorted(SUITES))
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_masking_non_contiguous_view(suite, dtype):
+    rng = np.random.default_rng(3)
+    base = random_vector(rng, 2 * 777 + 1, dtype)
+    keep = base.copy()
+    view = base[1::2]
+    keys = make_keys(rng, suite, 2)
+    expected = reference(view, keys, [1, -1], suite, 5)
+    masking.add_masks(view, keys, [1, -1], suite, 5, 1)
+    assert view.tobytes() == expected.tobytes()
+    assert np.array_equal(base[0::2], keep[0::2])  # the gaps are untouched
+
+
+@pytest.mark.parametrize("suite", sorted(SUITES))
+def test_add_then_subtract_is_identity(suite):
+    rng = np.random.default_rng(11)
+    v = random_vector(rng, 4099, np.uint32)
+    keep = v.copy()
+    keys = make_keys(rng, suite, 5)
+    masking.add_masks(v, keys, [1] * 5, suite, 17, 1)
+    assert not np.array_equal(v, keep)
+    masking.add_masks(v, keys, [-1] * 5, suite, 17, 1)
+    assert np.array_equal(v, keep)
+
+
+def test_aes_offset_2_pow_40_and_counter_carries():
+    """Offsets around 2^40 elements and counter blocks crossing 2^32, 2^40, 2^56."""
+    rng = np.random.default_rng(5)
+    key = make_keys(rng, "aes128ctr", 2)
+    for dtype in DTYPES:
+        isz = np.dtype(dtype).itemsize
+        for block in (1 << 32, 1 << 40, 1 << 56, 1 << 59):
+            offset = block * 16 // isz - 37  # 37 elements before the carry
+            v = random_vector(rng, 301, dtype)
+            expected = reference(v, key, [1, -1], "aes128ctr", offset)
+            masking.add_masks(v, key, [1, -1], "aes128ctr", offset, 1)
+            assert v.tobytes() == expected.tobytes(), (dtype, block)
+        v = random_vector(rng, 999, dtype)
+        expected = reference(v, key, [-1, 1], "aes128ctr", (1 << 40) + 3)
+        masking.add_masks(v, key, [-1, 1], "aes128ctr", (1 << 40) + 3, 1)
+        assert v.tobytes() == expected.tobytes()
+
+
+# ---------------------------------------------------------------------------
+# the C module directly
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(cases(max_n=20_000))
+def test_c_matches_numpy_spec(c_only, case):
+    suite, dtype, n, offset, signs, threads, seed = case
+    rng = np.random.default_rng(seed)
+    keys = make_keys(rng, suite, len(signs))
+    v = random_vector(rng, n, dtype)
+    spec = v.copy()
+    _native.add_masks(spec, keys, signs, suite, offset, 1)
+    c_only.add_masks(v, keys, signs, suite, offset, threads)
+    assert v.tobytes() == spec.tobytes()
+
+
+def test_every_kernel_matches_reference(every_kernel):
+    rng = np.random.default_rng(2024)
+    cases_ = []
+    for suite in sorted(SUITES):
+        for dtype in DTYPES:
+            isz = np.dtype(dtype).itemsize
+            end = STREAM_LIMITS[suite] // isz
+            for n, offset in [(0, 0), (1, 0), (1, 3), (7, 1), (64, 0), (1031, 5), (4096 + 13, 255),
+                              (20_001, 1 << 20), (3001, end - 3001), (513, end - 1000)]:
+                keys = make_keys(rng, suite, 3)
+                v = random_vector(rng, n, dtype)
+                cases_.append((suite, v, keys, [1, -1, 1], offset, reference(v, keys, [1, -1, 1], suite, offset)))
+
+    def check(aes, cha):
+        for suite, v, keys, signs, offset, expected in cases_:
+            out = v.copy()
+            _speedups.add_masks(out, keys, signs, suite, offset, 1)
+            assert out.tobytes() == expected.tobytes(), (aes, cha, suite, out.dtype, len(out), offset)
+
+    every_kernel(check)
+
+
+@pytest.mark.parametrize("suite", sorted(SUITES))
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_c_threads_bit_identical(c_only, suite, dtype):
+    """threads 1..4 on a vector big enough to split (>= 64 Ki elements per thread)."""
+    rng = np.random.default_rng(99)
+    n = 4 * 65536 + 12345
+    isz = np.dtype(dtype).itemsize
+    offset = 3 if suite == "aes128ctr" else STREAM_LIMITS[suite] // isz - n - 7
+    keys = make_keys(rng, suite, 3)
+    v = random_vector(rng, n, dtype)
+    expected = reference(v, keys, [1, -1, 1], suite, offset)
+    for threads in (1, 2, 3, 4, 1000):
+        out = v.copy()
+        c_only.add_masks(out, keys, [1, -1, 1], suite, offset, threads)
+        assert out.tobytes() == expected.tobytes(), threads
+
+
+def test_c_many_keys_one_call(c_only):
+    """Many keys in one call (the server unmasking shape) equals key-by-key calls."""
+    rng = np.random.default_rng(1)
+    keys = make_keys(rng, "aes128ctr", 200)
+    signs = [1 if i % 3 else -1 for i in range(200)]
+    v = random_vector(rng, 70_001, np.uint32)
+    one = v.copy()
+    c_only.add_masks(one, keys, signs, "aes128ctr", 9, 2)
+    for key, sign in zip(keys, signs):
+        c_only.add_masks(v, [key], [sign], "aes128ctr", 9, 1)
+    assert np.array_equal(one, v)
+    spec = random_vector(rng, 5000, np.uint64)
+    c = spec.copy()
+    _native.add_masks(spec, keys[:50], signs[:50], "aes128ctr", 1, 1)
+    c_only.add_masks(c, keys[:50], signs[:50], "aes128ctr", 1, 1)
+    assert np.array_equal(spec, c)
+
+
+def test_c_accepts_other_buffers(c_only):
+    """array.array 'I'/'Q', bytearray keys, a memoryview cast; numpy-free buffers work."""
+    rng = np.random.default_rng(4)
+    for code, dtype in (("I", np.uint32), ("Q", np.uint64), ("L", np.dtype("L").type)):
+        if array.array(code).itemsize not in (4, 8):
+            continue
+        vals = random_vector(rng, 333, dtype)
+        buf = array.array(code, vals.tolist())
+        key = rng.bytes(16)
+        c_only.add_masks(buf, [bytearray(key)], [1], "aes128ctr", 2, 1)
+        expected = reference(vals, [key], [1], "aes128ctr", 2)
+        assert np.array_equal(np.frombuffer(buf, dtype=expected.dtype), expected)
+    raw = bytearray(64)
+    c_only.add_masks(memoryview(raw).cast("I"), [bytes(32)], [1], "chacha20", 0, 1)
+    assert raw.hex() == keystream("chacha20", bytes(32), 64, 0).hex()
+
+
+def test_c_numpy_fallback_path(c_only):
+    """Forced "numpy" AES kernel (what a CPU without AES-NI gets) calls back into _native."""
+    rng = np.random.default_rng(8)
+    keys = make_keys(rng, "aes128ctr", 2)
+    try:
+        c_only._set_kernels("numpy", None)
+        assert c_only._kernels()["aes128ctr"] == "numpy"
+        v = random_vector(rng, 1001, np.uint64)
+        expected = reference(v, keys, [1, -1], "aes128ctr", 77)
+        c_only.add_masks(v, keys, [1, -1], "aes128ctr", 77, 2)
+        assert v.tobytes() == expected.tobytes()
+        buf = array.array("I", range(50))
+        c_only.add_masks(buf, keys, [1, 1], "aes128ctr", 0, 1)
+        expected = reference(np.arange(50, dtype=np.uint32), keys, [1, 1], "aes128ctr", 0)
+        assert np.array_equal(np.frombuffer(buf, np.uint32), expected)
+    finally:
+        c_only._set_kernels()
+
+
+def test_c_releases_the_gil(c_only):
+    """Concurrent calls from Python threads give the same bytes as sequential ones."""
+    rng = np.random.default_rng(12)
+    keys = make_keys(rng, "chacha20", 4)
+    vs = [random_vector(rng, 50_000, np.uint32) for _ in range(4)]
+    expected = [reference(v, keys, [1, -1, 1, -1], "chacha20", 1) for v in vs]
+    threads = [threading.Thread(target=c_only.add_masks, args=(v, keys, [1, -1, 1, -1], "chacha20", 1, 1))
+               for v in vs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for v, e in zip(vs, expected):
+        assert np.array_equal(v, e)
+
+
+def _ok_args(suite="aes128ctr"):
+    return [np.zeros(8, np.uint32), [bytes(SUITES[suite])], [1], suite, 0, 1]
+
+
+@pytest.mark.parametrize(
+    "index, value, exc, match",
+    [
+        (0, np.zeros(8, np.uint16), TypeError, "4 or 8 bytes"),
+        (0, np.zeros(8, np.int32), TypeError, "unsigned"),
+        (0, np.zeros(8, np.float64), TypeError, "unsigned"),
+        (0, np.zeros(8, np.uint8), TypeError, "4 or 8 bytes"),
+        (0, b"\x00" * 32, TypeError, "4 or 8 bytes"),
+        (0, "not a buffer", TypeError, "buffer protocol"),
+        (0, np.zeros((2, 4), np.uint32), ValueError, "1-D"),
+        (0, np.zeros(8, ">u4"), TypeError, "unsigned"),
+        (1, [bytes(15)], ValueError, "16 bytes"),
+        (1, [bytes(32)], ValueError, "16 bytes"),
+        (1, ["x" * 16], TypeError, "bytes"),
+        (1, 5, TypeError, "sequence"),
+        (2, [0], ValueError, r"\+1 or -1"),
+        (2, [2], ValueError, r"\+1 or -1"),
+        (2, [True], ValueError, r"\+1 or -1"),
+        (2, ["1"], ValueError, r"\+1 or -1"),
+        (2, [1, 1], ValueError, "1 keys but 2 signs"),
+        (3, "aes256ctr", ValueError, "unknown PRG suite"),
+        (3, b"aes128ctr", ValueError, "unknown PRG suite"),
+        (4, -1, ValueError, "offset"),
+        (4, 1.0, ValueError, "offset"),
+        (4, True, ValueError, "offset"),
+        (4, 1 << 64, ValueError, "offset"),
+        (4, (1 << 62) - 4, ValueError, "stream limit"),
+        (5, 0, ValueError, "threads"),
+        (5, -3, ValueError, "threads"),
+        (5, 2.0, ValueError, "threads"),
+    ],
+)
+def test_c_bad_arguments(c_only, index, value, exc, match):
+    args = _ok_args()
+    args[index] = value
+    with pytest.raises(exc, match=match):
+        c_only.add_masks(*args)
+
+
+def test_c_bad_arguments_more(c_only):
+    ro = np.zeros(8, np.uint32)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="writable"):
+        c_only.add_masks(ro, [bytes(16)], [1], "aes128ctr", 0, 1)
+    with pytest.raises(ValueError, match="writable"):
+        c_only.add_masks(memoryview(bytes(32)).cast("I"), [bytes(16)], [1], "aes128ctr", 0, 1)
+    strided = memoryview(np.zeros(16, np.uint32))[::2]
+    with pytest.raises(ValueError, match="contiguous"):
+        c_only.add_masks(strided, [bytes(16)], [1], "aes128ctr", 0, 1)
+    with pytest.raises(ValueError, match="32 bytes"):
+        c_only.add_masks(np.zeros(8, np.uint64), [bytes(16)], [1], "chacha20", 0, 1)
+    with pytest.raises(ValueError, match="stream limit"):  # chacha20 ends at 2^38 bytes
+        c_only.add_masks(np.zeros(8, np.uint64), [bytes(32)], [1], "chacha20", (1 << 35) - 7, 1)
+    c_only.add_masks(np.zeros(8, np.uint64), [bytes(32)], [1], "chacha20", (1 << 35) - 8, 1)  # exactly fits
+    with pytest.raises(TypeError, match="6 positional"):
+        c_only.add_masks(np.zeros(8, np.uint32), [bytes(16)], [1], "aes128ctr", 0)
+    # empty inputs are a no-op but still validated
+    v = np.arange(4, dtype=np.uint32)
+    c_only.add_masks(v, [], [], "chacha20", 0, 1)
+    assert np.array_equal(v, np.arange(4))
+    with pytest.raises(ValueError, match="unknown PRG suite"):
+        c_only.add_masks(v, [], [], "nope", 0, 1)
+
+
+def test_masking_rejects_bad_arguments():
+    """The Python layer in front of either kernel (sanity; masking.py owns these)."""
+    with pytest.raises(TypeError):
+        masking.add_masks(np.zeros(4, np.int32), [bytes(16)], [1])
+    with pytest.raises(ValueError):
+        masking.add_masks(np.zeros(4, np.uint32), [bytes(16)], [0])
+    with pytest.raises(ValueError):
+        masking.add_masks(np.zeros(4, np.uint32), [bytes(31)], [1], "chacha20")
+
+
+@pytest.mark.skipif(os.environ.get("LEPTON_SECAGG_PUREPYTHON") != "1", reason="only meaningful with the switch set")
+def test_pure_python_switch_selects_numpy():
+    import lepton_secagg._kernels as kernels
+
+    assert kernels.BACKEND == "python"
