@@ -72,8 +72,9 @@ CLIENT_TRANSITIONS = {
         (R.UNMASKING, UnmaskingRequest): ("unmasking", R.COMPLETED),
     },
 }
+# The server may end the session in any round a client can be in.
 for _table in CLIENT_TRANSITIONS.values():
-    for _round in (R.ADVERTISE_KEYS, R.SHARE_KEYS, R.MASKED_INPUT, R.CONSISTENCY_CHECK, R.UNMASKING):
+    for _round in {r for r, _ in list(_table)}:
         _table[(_round, Abort)] = ("abort", R.ABORTED)
 
 # (round, client message type) -> handler name in _server_rounds

@@ -85,8 +85,10 @@ class Config:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}.")
         _fraction(self.corrupt_fraction, "corrupt_fraction")
+        object.__setattr__(self, "corrupt_fraction", float(self.corrupt_fraction))  # one digest for 0 and 0.0
         if self.dropout_fraction is not None:
             _fraction(self.dropout_fraction, "dropout_fraction")
+            object.__setattr__(self, "dropout_fraction", float(self.dropout_fraction))
         n = self.num_clients
         if self.neighbors is not None:
             _int(self.neighbors, "neighbors", 2, n - 2)

@@ -73,6 +73,11 @@ class Server:
         st = self._state
         if client_id not in st.live:
             return Abort(f"client {client_id} is no longer part of this session.")
+        if self._round is Round.MASKED_INPUT and client_id in st.replied:
+            # Its masked input is already in the running sum, so it stays a
+            # survivor of this round whatever it sends now; it is told to stop
+            # and will count as dropped in the next round.
+            return None if isinstance(msg, Abort) else Abort(f"client {client_id} answered round masked_input twice.")
         if isinstance(msg, Abort):
             self._drop(client_id)
             return None

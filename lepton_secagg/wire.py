@@ -156,7 +156,7 @@ def decode_config(data: bytes):
     except (ValueError, msgpack.UnpackException, TypeError, OverflowError, RecursionError) as exc:
         raise DecodeError(f"the bytes are not valid msgpack: {type(exc).__name__}.") from None
     names = [f.name for f in fields(Config)]
-    if not (isinstance(obj, list) and len(obj) == 3 and obj[0] == WIRE_VERSION and obj[1] == _CONFIG_TAG
+    if not (isinstance(obj, list) and len(obj) == 3 and type(obj[0]) is int and obj[0] == WIRE_VERSION and obj[1] == _CONFIG_TAG
             and isinstance(obj[2], list) and len(obj[2]) == len(names)):
         raise DecodeError("not a version-1 configuration message.")
     kwargs = dict(zip(names, obj[2]))

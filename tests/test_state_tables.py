@@ -176,3 +176,29 @@ def test_tables_cover_every_round():
         rounds = _state.rounds_for(mode)
         assert rounds[0] == "advertise_keys" and rounds[-1] == "unmasking"
         assert ("consistency_check" in rounds) == (mode == "active")
+
+
+@pytest.mark.parametrize("late", ["duplicate", "abort"])
+def test_a_summed_masked_input_stays_in_the_sum(late):
+    """A client that misbehaves after its masked input was summed stays a survivor (never a wrong sum)."""
+    s = Session(ls.Config(num_clients=5, vector_length=4, threshold=3))
+    s.run_to("masked_input")
+    for cid, req in sorted(s.requests.items()):
+        reply = s.wire(s.clients[cid].receive(req))
+        assert s.server.receive(cid, reply) is None
+        if cid == 2:
+            again = s.server.receive(2, reply if late == "duplicate" else ls.Abort("bye"))
+            assert (again is None) == (late == "abort")
+    s.advance()
+    s.answer(skip={2})
+    s.advance()
+    res = s.server.result()
+    assert 2 in res.included
+    expected = sum(s.inputs[i].astype(np.uint64) for i in res.included) % 2**32
+    assert np.array_equal(res.sum.astype(np.uint64), expected)
+
+
+def test_equal_configs_have_equal_digests():
+    a = ls.Config(num_clients=4, vector_length=2, threshold=3, corrupt_fraction=0)
+    b = ls.Config(num_clients=4, vector_length=2, threshold=3, corrupt_fraction=0.0)
+    assert a == b and a.digest == b.digest
