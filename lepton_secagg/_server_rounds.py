@@ -216,7 +216,7 @@ def _reconstruct(cfg, store: dict, owners, what: str) -> dict:
     """owner -> secret, for each owner, from the (holder, value) shares in ``store``."""
     lists = []
     for owner in owners:
-        nbhd = cfg.graph.neighbors(owner)
+        position = {v: i + 1 for i, v in enumerate(cfg.graph.neighbors(owner))}  # Shamir x-coordinates
         pairs = store.get(owner, [])
         if len(pairs) < cfg.threshold:
             raise TooFewSurvivors(
@@ -225,7 +225,7 @@ def _reconstruct(cfg, store: dict, owners, what: str) -> dict:
                 threshold=cfg.threshold,
                 round="unmasking",
             )
-        lists.append([shamir.Share(index=S.share_index(nbhd, holder), value=value) for holder, value in pairs])
+        lists.append([shamir.Share(index=position[holder], value=value) for holder, value in pairs])
     try:
         secrets = shamir.reconstruct_many(lists, cfg.threshold)
     except ReconstructionError as exc:

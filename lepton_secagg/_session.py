@@ -57,11 +57,6 @@ def unpack_shares(plaintext: bytes) -> tuple[int, int, bytes, bytes]:
     return owner, holder, plaintext[12 : 12 + la], plaintext[12 + la :]
 
 
-def share_index(neighborhood: tuple[int, ...], holder: int) -> int:
-    """The Shamir x-coordinate of ``holder``'s share: 1 + its position in the owner's neighbourhood."""
-    return neighborhood.index(holder) + 1
-
-
 def self_mask_key(cfg, seed: bytes, session: bytes, owner: int) -> bytes:
     """The PRG key of ``owner``'s self mask."""
     return derive_prg_key(seed, cfg.prg, "self-mask", session_id=session, round="masked_input", parties=(owner,))

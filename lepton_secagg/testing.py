@@ -38,6 +38,7 @@ class SimulationResult:
         bytes_up: round name -> bytes sent by all clients to the server.
         bytes_down: round name -> bytes sent by the server to all clients.
         seconds: round name -> wall time spent (clients and server together).
+        server_seconds: round name -> the part of ``seconds`` spent in the server.
         config: the configuration used (with generated identities in active mode).
     """
 
@@ -47,6 +48,7 @@ class SimulationResult:
     bytes_up: dict
     bytes_down: dict
     seconds: dict
+    server_seconds: dict
     config: Config = field(repr=False)
 
 
@@ -112,6 +114,14 @@ def simulate(
     up = dict.fromkeys(rounds, 0)
     down = dict.fromkeys(rounds, 0)
     seconds = dict.fromkeys(rounds, 0.0)
+    server_seconds = dict.fromkeys(rounds, 0.0)
+
+    def on_server(rnd_name: str, call, *args):
+        t0 = time.perf_counter()
+        try:
+            return call(*args)
+        finally:
+            server_seconds[rnd_name] += time.perf_counter() - t0
     gone = set()  # clients that stopped answering or were aborted
 
     def deliver(cid: int, reply) -> None:
@@ -119,7 +129,7 @@ def simulate(
         up[rnd] += len(data)
         if transcript is not None:
             transcript.append((rnd, "up", cid, data))
-        abort = server.receive(cid, decode(data, cfg))
+        abort = on_server(rnd, server.receive, cid, decode(data, cfg))
         if abort is not None:
             gone.add(cid)
 
@@ -132,7 +142,7 @@ def simulate(
         deliver(cid, clients[cid].start())
         if progress:
             progress(rnd, i + 1, len(clients))
-    requests = server.advance()
+    requests = on_server(rnd, server.advance)
     seconds[rnd] += time.perf_counter() - started
     for rnd in rounds[1:]:
         if server.round is Round.ABORTED:
@@ -161,7 +171,7 @@ def simulate(
             deliver(cid, reply)
             if progress:
                 progress(rnd, i + 1, len(requests))
-        requests = server.advance()
+        requests = on_server(rnd, server.advance)
         seconds[rnd] += time.perf_counter() - started
     result = server.result()
-    return SimulationResult(result.sum, result.included, result.dropped, up, down, seconds, cfg)
+    return SimulationResult(result.sum, result.included, result.dropped, up, down, seconds, server_seconds, cfg)
