@@ -1,0 +1,420 @@
+"""The ``lepton-secagg`` command line: simulate, serve, join, demo, bench.
+
+Every sub-command takes ``--json`` and then prints one JSON object as its
+last line on stdout; tables and progress go to stderr/stdout before it.
+Logging is quiet by default; ``-v`` shows the transport's info messages,
+``-vv`` everything.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import logging
+import ssl
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from ._progress import Progress
+from ._state import rounds_for
+from .config import MODES, Config
+from .exceptions import Aborted, SecAggError
+
+__all__ = ["main", "build_parser"]
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_WRONG = 1  # a wrong sum, a failed check, bad usage at run time
+EXIT_ABORTED = 2  # the session ended without a sum (e.g. too few survivors)
+
+
+# --- helpers ---------------------------------------------------------------------
+
+
+def _config_from_args(args, dropout: float = 0.0) -> Config:
+    kw = dict(bits=args.bits, prg=args.prg)
+    if getattr(args, "secagg_plus", False):
+        design = args.design_dropout if args.design_dropout is not None else (dropout if dropout > 0 else 0.1)
+        return Config.secagg_plus(args.clients, args.length, args.corrupt, design, mode=args.mode, **kw)
+    return Config(num_clients=args.clients, vector_length=args.length, threshold=args.threshold, neighbors=args.neighbors, mode=args.mode, **kw)
+
+
+def _describe(cfg: Config) -> str:
+    graph = "full graph" if cfg.neighbors is None else f"SecAgg+ k={cfg.neighbors}"
+    return f"n={cfg.num_clients} m={cfg.vector_length} t={cfg.threshold} {graph} bits={cfg.bits} prg={cfg.prg} mode={cfg.mode}"
+
+
+def _plain_sum(inputs, ids, cfg: Config) -> np.ndarray:
+    total = np.zeros(cfg.vector_length, dtype=np.uint64)
+    for i in ids:
+        total += np.asarray(inputs[i], dtype=np.uint64)  # wraps mod 2^64
+    if cfg.bits < 64:
+        total &= np.uint64((1 << cfg.bits) - 1)
+    return total.astype(cfg.dtype)
+
+
+def _random_inputs(rng: np.random.Generator, cfg: Config) -> list:
+    high = 1 << cfg.bits
+    if cfg.bits == 64:
+        return [rng.integers(0, 2**63, cfg.vector_length, dtype=np.uint64) * 2 + rng.integers(0, 2, cfg.vector_length, dtype=np.uint64) for _ in range(cfg.num_clients)]
+    return [rng.integers(0, high, cfg.vector_length, dtype=np.uint64).astype(cfg.dtype) for _ in range(cfg.num_clients)]
+
+
+def _random_dropouts(rng: np.random.Generator, cfg: Config, fraction: float, rounds) -> dict:
+    count = int(round(fraction * cfg.num_clients))
+    ids = rng.choice(cfg.num_clients, size=count, replace=False) if count else []
+    return {int(i): str(rounds[int(rng.integers(0, len(rounds)))]) for i in sorted(ids)}
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)  # pragma: no cover
+
+
+def _print_table(rows: list[dict], out) -> None:
+    """rows: dicts with round, seconds, bytes_up, bytes_down, dropped."""
+    head = f"{'round':<18} {'seconds':>9} {'bytes up':>12} {'bytes down':>12} {'dropped':>8}"
+    print(head, file=out)
+    print("-" * len(head), file=out)
+    tot = dict(seconds=0.0, bytes_up=0, bytes_down=0, dropped=0)
+    for r in rows:
+        print(f"{r['round']:<18} {r['seconds']:>9.3f} {_fmt_bytes(r['bytes_up']):>12} {_fmt_bytes(r['bytes_down']):>12} {r['dropped']:>8}", file=out)
+        for k in tot:
+            tot[k] += r[k]
+    print("-" * len(head), file=out)
+    print(f"{'total':<18} {tot['seconds']:>9.3f} {_fmt_bytes(tot['bytes_up']):>12} {_fmt_bytes(tot['bytes_down']):>12} {tot['dropped']:>8}", file=out)
+
+
+def _emit(args, obj: dict) -> None:
+    if args.json:
+        print(json.dumps(obj, sort_keys=True))
+        sys.stdout.flush()
+
+
+def _dropped_json(dropped: dict) -> dict:
+    return {str(k): [int(i) for i in v] for k, v in dropped.items()}
+
+
+def _server_ssl(cert, key):
+    if not cert and not key:
+        return None
+    if not (cert and key):
+        raise SystemExit("error: --tls-cert and --tls-key go together.")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+def _client_ssl(ca):
+    return ssl.create_default_context(cafile=ca) if ca else None
+
+
+def _load_identities(path):
+    """A file of hex verify keys, one per line (active mode)."""
+    keys = [bytes.fromhex(line.strip()) for line in Path(path).read_text().splitlines() if line.strip()]
+    return tuple(keys)
+
+
+# --- simulate ----------------------------------------------------------------------
+
+
+def cmd_simulate(args) -> int:
+    from .testing import simulate
+
+    cfg = _config_from_args(args, args.dropout)
+    rng = np.random.default_rng(args.seed)
+    rounds = rounds_for(cfg.mode)
+    inputs = _random_inputs(rng, cfg)
+    dropouts = _random_dropouts(rng, cfg, args.dropout, rounds)
+    out = sys.stderr if args.json else sys.stdout
+    print(f"simulate: {_describe(cfg)}; {len(dropouts)} dropouts", file=out)
+    progress = Progress(enabled=not args.quiet)
+    t0 = time.perf_counter()
+    try:
+        res = simulate(cfg, inputs, dropouts, seed=args.seed, progress=progress)
+    except Aborted as exc:
+        progress.close()
+        print(f"aborted: {exc}", file=sys.stderr)
+        _emit(args, {"ok": False, "aborted": str(exc), "clients": cfg.num_clients, "dropouts": {str(k): v for k, v in dropouts.items()}})
+        return EXIT_ABORTED
+    progress.close()
+    seconds = time.perf_counter() - t0
+    ok = bool(np.array_equal(res.sum, _plain_sum(inputs, res.included, cfg)))
+    dropped_per_round = {r: len(res.dropped.get(r, ())) for r in rounds}
+    server_seconds = getattr(res, "server_seconds", {}) or {}
+    rows = [dict(round=r, seconds=res.seconds[r], bytes_up=res.bytes_up[r], bytes_down=res.bytes_down[r], dropped=dropped_per_round[r]) for r in rounds]
+    _print_table(rows, out)
+    print(f"{len(res.included)} of {cfg.num_clients} inputs in the sum; sum {'matches' if ok else 'DOES NOT MATCH'} the plaintext sum ({seconds:.2f}s)", file=out)
+    _emit(args, {
+        "ok": ok,
+        "clients": cfg.num_clients,
+        "included": list(res.included),
+        "dropped": _dropped_json(res.dropped),
+        "seconds": seconds,
+        "rounds": {r["round"]: {**{k: r[k] for k in ("seconds", "bytes_up", "bytes_down", "dropped")},
+                                **({"server_seconds": server_seconds[r["round"]]} if r["round"] in server_seconds else {})} for r in rows},
+    })
+    return EXIT_OK if ok else EXIT_WRONG
+
+
+# --- serve -------------------------------------------------------------------------
+
+
+def cmd_serve(args) -> int:
+    from .transport.server import AggregationServer
+
+    kw = {}
+    if args.identities:
+        kw["identities"] = _load_identities(args.identities)
+    cfg = _config_from_args(args, args.dropout)
+    if kw:
+        cfg = dataclasses.replace(cfg, **kw)
+    ctx = _server_ssl(args.tls_cert, args.tls_key)
+    progress = Progress(enabled=not args.quiet)
+
+    async def go():
+        srv = AggregationServer(cfg, args.host, args.port, round_timeout=args.round_timeout, join_timeout=args.join_timeout, ssl_context=ctx, progress=progress)
+        await srv.start()
+        print(f"listening on {args.host}:{srv.port} ({_describe(cfg)}{', TLS' if ctx else ''})", file=sys.stderr, flush=True)
+        try:
+            return srv, await srv.run()
+        except Aborted as exc:
+            return srv, exc
+
+    srv, res = asyncio.run(go())
+    progress.close()
+    out = sys.stderr if args.json else sys.stdout
+    rows = [dict(round=s.round, seconds=s.seconds, bytes_up=s.bytes_up, bytes_down=s.bytes_down, dropped=s.dropped) for s in srv.stats.values()]
+    if isinstance(res, Exception):
+        print(f"error: the aggregation was aborted: {res}", file=sys.stderr)
+        _emit(args, {"ok": False, "error": str(res), "seconds": srv.seconds})
+        return EXIT_ABORTED
+    _print_table(rows, out)
+    np.save(args.output, res.sum)
+    print(f"{len(res.included)} of {cfg.num_clients} inputs in the sum, written to {args.output} ({srv.seconds:.2f}s)", file=out)
+    _emit(args, {"ok": True, "included": list(res.included), "dropped": _dropped_json(res.dropped), "seconds": srv.seconds,
+                 "rounds": {r["round"]: {k: r[k] for k in ("seconds", "bytes_up", "bytes_down", "dropped")} for r in rows}})
+    return EXIT_OK
+
+
+# --- join --------------------------------------------------------------------------
+
+
+def cmd_join(args) -> int:
+    from .hazmat.sign import Identity
+    from .transport.client import run_client
+
+    host, _, port = args.server.rpartition(":")
+    if not host or not port.isdigit():
+        raise SystemExit(f"error: --server must be HOST:PORT, got {args.server!r}.")
+    vector = np.load(args.input, allow_pickle=False)
+    identity = Identity(bytes.fromhex(Path(args.identity).read_text().strip())) if args.identity else None
+    outcome = asyncio.run(run_client(host.strip("[]"), int(port), args.id, vector, ssl_context=_client_ssl(args.tls_ca),
+                                     identity=identity, drop_after=args.drop_after, timeout=args.timeout))
+    msg = f"client {args.id}: {outcome.status}" + (f" after round {outcome.round}" if outcome.round else "") + (f" ({outcome.reason})" if outcome.reason else "")
+    print(msg, file=sys.stderr if args.json else sys.stdout)
+    _emit(args, {"ok": outcome.ok, "id": args.id, "status": outcome.status, "round": outcome.round, "reason": outcome.reason,
+                 "bytes_sent": outcome.bytes_sent, "bytes_received": outcome.bytes_received})
+    return EXIT_OK if outcome.ok else (EXIT_ABORTED if outcome.status == "aborted" else EXIT_WRONG)
+
+
+# --- demo --------------------------------------------------------------------------
+
+
+def cmd_demo(args) -> int:
+    from .testing import make_identities
+    from .transport.client import run_client
+    from .transport.server import AggregationServer
+
+    cfg = _config_from_args(args, args.dropout)
+    identities = None
+    if cfg.mode == "active":
+        identities = make_identities(cfg.num_clients, args.seed)
+        cfg = dataclasses.replace(cfg, identities=tuple(i.verify_key for i in identities))
+    rng = np.random.default_rng(args.seed)
+    rounds = rounds_for(cfg.mode)
+    inputs = _random_inputs(rng, cfg)
+    crashes = _random_dropouts(rng, cfg, args.dropout, rounds[:-1])  # a crash after the last round changes nothing
+    out = sys.stderr if args.json else sys.stdout
+    print(f"demo: {_describe(cfg)} over loopback TCP; {len(crashes)} clients will crash", file=out)
+    progress = Progress(enabled=not args.quiet)
+
+    async def go():
+        srv = AggregationServer(cfg, "127.0.0.1", 0, round_timeout=args.round_timeout, join_timeout=args.round_timeout, progress=progress)
+        await srv.start()
+        clients = [run_client("127.0.0.1", srv.port, cid, inputs[cid], drop_after=crashes.get(cid),
+                              identity=identities[cid] if identities else None, timeout=args.round_timeout * 4)
+                   for cid in range(cfg.num_clients)]
+        res, *outcomes = await asyncio.gather(srv.run(), *clients, return_exceptions=True)
+        return srv, res, outcomes
+
+    srv, res, outcomes = asyncio.run(go())
+    progress.close()
+    rows = [dict(round=s.round, seconds=s.seconds, bytes_up=s.bytes_up, bytes_down=s.bytes_down, dropped=s.dropped) for s in srv.stats.values()]
+    rounds_json = {r["round"]: {k: r[k] for k in ("seconds", "bytes_up", "bytes_down", "dropped")} for r in rows}
+    if isinstance(res, BaseException):
+        print(f"aborted: {res}", file=sys.stderr)
+        _emit(args, {"ok": False, "clients": cfg.num_clients, "included": [], "seconds": srv.seconds, "rounds": rounds_json, "error": str(res)})
+        return EXIT_ABORTED
+    _print_table(rows, out)
+    sum_ok = bool(np.array_equal(res.sum, _plain_sum(inputs, res.included, cfg)))
+    must = {cid for cid in range(cfg.num_clients) if cid not in crashes or rounds.index(crashes[cid]) >= rounds.index("masked_input")}
+    included_ok = must <= set(res.included)
+    ok = sum_ok and included_ok
+    total_bytes = sum(r["bytes_up"] + r["bytes_down"] for r in rows)
+    print(f"{len(res.included)} of {cfg.num_clients} inputs in the sum; crashed: {len(crashes)}; "
+          f"{_fmt_bytes(total_bytes / cfg.num_clients)} per client; {srv.seconds:.2f}s", file=out)
+    print(f"decoded sum {'==' if sum_ok else '!='} plaintext sum of the included inputs: {'OK' if ok else 'FAILED'}"
+          + ("" if included_ok else f" (missing survivors: {sorted(must - set(res.included))})"), file=out)
+    _emit(args, {"ok": ok, "clients": cfg.num_clients, "included": list(res.included), "dropped": _dropped_json(res.dropped),
+                 "crashed": {str(k): v for k, v in crashes.items()}, "seconds": srv.seconds, "rounds": rounds_json,
+                 "bytes_per_client": total_bytes / cfg.num_clients})
+    return EXIT_OK if ok else EXIT_WRONG
+
+
+# --- bench -------------------------------------------------------------------------
+
+_BENCH_SCRIPTS = ("kernel_ratios.py", "protocol_table.py")
+
+
+def cmd_bench(args) -> int:
+    root = Path(args.bench_dir) if args.bench_dir else _find_bench_dir()
+    results = {}
+    if root is None or not root.is_dir():
+        print("no bench/ directory found (run from the repository root, or pass --bench-dir).", file=sys.stderr)
+        _emit(args, {"ok": False, "scripts": {}, "error": "no bench directory"})
+        return EXIT_WRONG
+    for name in _BENCH_SCRIPTS:
+        path = root / name
+        if not path.is_file():
+            print(f"== {name}: not present in {root}, skipped", file=sys.stderr)
+            results[name] = "missing"
+            continue
+        cmd = [sys.executable, str(path)] + ([] if args.full else ["--quick"])
+        print(f"== {' '.join(cmd[1:])}", file=sys.stderr, flush=True)
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+        sys.stdout.write(proc.stdout if not args.json else "")
+        if args.json:
+            sys.stderr.write(proc.stdout)
+        results[name] = "ok" if proc.returncode == 0 else f"exit {proc.returncode}"
+    ran = [v for v in results.values() if v != "missing"]
+    ok = all(v == "ok" for v in ran)
+    if not ran:
+        print("no benchmark script was found; nothing ran.", file=sys.stderr)
+    _emit(args, {"ok": ok, "scripts": results})
+    return EXIT_OK if ok else EXIT_WRONG
+
+
+def _find_bench_dir():
+    for base in (Path.cwd(), Path(__file__).resolve().parent.parent):
+        if (base / "bench").is_dir():
+            return base / "bench"
+    return None
+
+
+# --- parser ------------------------------------------------------------------------
+
+
+def _add_config_args(p, clients_default=None, length_default=None) -> None:
+    p.add_argument("--clients", "-n", type=int, required=clients_default is None, default=clients_default, help="number of clients n")
+    p.add_argument("--length", "-m", type=int, required=length_default is None, default=length_default, help="vector length m")
+    p.add_argument("--threshold", "-t", type=int, default=None, help="Shamir threshold (default: smallest safe majority)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--neighbors", "-k", type=int, default=None, help="SecAgg+ Harary graph degree k (even)")
+    g.add_argument("--secagg-plus", action="store_true", help="pick SecAgg+ (k, t) from the corrupt and dropout fractions")
+    p.add_argument("--corrupt", type=float, default=0.05, help="corrupt fraction for --secagg-plus (default 0.05)")
+    p.add_argument("--design-dropout", type=float, default=None,
+                   help="dropout fraction --secagg-plus designs (k, t) for (default: --dropout if > 0, else 0.1)")
+    p.add_argument("--mode", choices=MODES, default="semi-honest")
+    p.add_argument("--prg", choices=("aes128ctr", "chacha20"), default="aes128ctr")
+    p.add_argument("--bits", type=int, default=32, help="ring Z_(2^bits), 1..64 (default 32)")
+
+
+def _add_common(p) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lepton-secagg", description="Secure aggregation (SecAgg / SecAgg+): simulate, serve, join, demo, bench.")
+    parser.add_argument("--version", action="version", version=f"lepton-secagg {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("simulate", help="run one session in memory with random inputs and dropouts")
+    _add_config_args(p)
+    p.add_argument("--dropout", type=float, default=0.0, help="fraction of clients that drop at a random round")
+    p.add_argument("--seed", type=int, default=None)
+    _add_common(p)
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("serve", help="serve one aggregation over TCP and write the sum")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7373, help="0 picks a free port (printed on stderr)")
+    _add_config_args(p)
+    p.add_argument("--dropout", type=float, default=0.1, help=argparse.SUPPRESS)  # serve: only a default for --design-dropout
+    p.add_argument("--round-timeout", type=float, default=30.0, help="seconds each round waits for replies")
+    p.add_argument("--join-timeout", type=float, default=60.0, help="seconds the join phase lasts at most")
+    p.add_argument("--tls-cert", help="server certificate (PEM) for TLS")
+    p.add_argument("--tls-key", help="server private key (PEM) for TLS")
+    p.add_argument("--identities", help="active mode: file of every client's hex Ed25519 verify key, one per line")
+    p.add_argument("--output", "-o", required=True, help="where to write the sum (.npy)")
+    _add_common(p)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("join", help="take part in an aggregation as one client")
+    p.add_argument("--server", required=True, help="HOST:PORT")
+    p.add_argument("--id", type=int, required=True, help="this client's id, 0..n-1")
+    p.add_argument("--input", required=True, help="the input vector (.npy, integers in [0, 2^bits))")
+    p.add_argument("--tls-ca", help="CA certificate (PEM) to verify the server; enables TLS")
+    p.add_argument("--identity", help="active mode: file holding this client's hex 32-byte Ed25519 seed")
+    p.add_argument("--drop-after", choices=("advertise_keys", "share_keys", "masked_input", "consistency_check", "unmasking"),
+                   help="send this round's reply, then close the socket abruptly (crash test)")
+    p.add_argument("--timeout", type=float, default=120.0, help="longest wait for any one server message")
+    _add_common(p)
+    p.set_defaults(func=cmd_join)
+
+    p = sub.add_parser("demo", help="server and clients over loopback TCP, with crashes; checks the sum")
+    _add_config_args(p, clients_default=20, length_default=10_000)
+    p.add_argument("--dropout", type=float, default=0.2, help="fraction of clients that crash at a random round (default 0.2)")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--round-timeout", type=float, default=30.0)
+    _add_common(p)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("bench", help="run the benchmark scripts under bench/ and print their tables")
+    p.add_argument("--full", action="store_true", help="run the scripts without --quick")
+    p.add_argument("--bench-dir", help="where the scripts are (default: ./bench)")
+    _add_common(p)
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    level = {0: logging.WARNING if args.command in ("serve", "join") else logging.ERROR, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return args.func(args)
+    except (ValueError, TypeError, OSError, SecAggError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if getattr(args, "json", False):
+            print(json.dumps({"ok": False, "error": str(exc)}))
+        return EXIT_WRONG
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

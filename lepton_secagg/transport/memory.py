@@ -1,0 +1,118 @@
+"""An in-memory transport: the same server and client drivers over asyncio queues.
+
+``MemoryNetwork(server)`` connects clients to an ``AggregationServer`` built
+with ``host=None``.  Frames go through the same size limits, the same wire
+codec and the same deadlines as over TCP, so tests exercise the transport
+logic without sockets::
+
+    srv = AggregationServer(cfg, host=None, round_timeout=5)
+    net = MemoryNetwork(srv)
+    result, outcomes = await asyncio.gather(srv.run(), asyncio.gather(*(
+        net.run_client(cid, inputs[cid]) for cid in range(cfg.num_clients))))
+"""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+
+from .client import ClientOutcome, run_session
+from .framing import HEADER_SIZE, ConnectionClosed, Connection, FrameTooLarge
+from .server import AggregationServer
+
+__all__ = ["MemoryConnection", "MemoryNetwork", "memory_pair", "run_memory_aggregation"]
+
+_EOF = object()
+
+
+class MemoryConnection(Connection):
+    """One end of an in-memory connection (made by ``memory_pair``)."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        self.peer = name
+        self._inbox: asyncio.Queue = asyncio.Queue()
+        self._other: MemoryConnection | None = None
+        self._closed = False
+        self._eof = False
+
+    async def recv(self, limit: int) -> bytes:
+        if self._eof:
+            raise ConnectionClosed("the peer closed the connection.")
+        data = await self._inbox.get()
+        if data is _EOF:
+            self._eof = True
+            raise ConnectionClosed("the peer closed the connection.")
+        if len(data) > limit:
+            raise FrameTooLarge(len(data), limit)
+        self.bytes_received += HEADER_SIZE + len(data)
+        return data
+
+    async def send(self, data: bytes) -> None:
+        if self._closed or self._other is None or self._other._closed:
+            raise ConnectionClosed("the connection is closed.")
+        self.bytes_sent += HEADER_SIZE + len(data)
+        self._other._inbox.put_nowait(bytes(data))
+        await asyncio.sleep(0)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            if self._other is not None:
+                self._other._inbox.put_nowait(_EOF)
+
+    def abort(self) -> None:
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+
+def memory_pair(name: str = "memory") -> tuple[MemoryConnection, MemoryConnection]:
+    """Two connected ends (client side, server side)."""
+    a, b = MemoryConnection(f"{name}/client"), MemoryConnection(f"{name}/server")
+    a._other, b._other = b, a
+    return a, b
+
+
+class MemoryNetwork:
+    """Connects in-process clients to an ``AggregationServer`` made with ``host=None``."""
+
+    def __init__(self, server: AggregationServer):
+        self.server = server
+        self._count = 0
+        self._tasks: set[asyncio.Task] = set()
+
+    def connect(self) -> MemoryConnection:
+        """A new connection; its server end is handed to the server at once."""
+        self._count += 1
+        client_end, server_end = memory_pair(f"memory-{self._count}")
+        task = asyncio.ensure_future(self.server.handle_connection(server_end))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return client_end
+
+    async def run_client(self, client_id: int, vector, *, identity=None, drop_after: str | None = None, timeout: float = 120.0, rng=None) -> ClientOutcome:
+        """``transport.client.run_client`` over this network."""
+        return await run_session(self.connect(), client_id, vector, identity=identity, drop_after=drop_after, timeout=timeout, rng=rng)
+
+
+async def run_memory_aggregation(
+    cfg,
+    inputs: Sequence,
+    drop_after: Mapping[int, str] | None = None,
+    *,
+    round_timeout: float = 10.0,
+    join_timeout: float = 10.0,
+    identities=None,
+):
+    """One whole aggregation in memory: returns ``(server, result_or_exception, outcomes)``."""
+    srv = AggregationServer(cfg, host=None, round_timeout=round_timeout, join_timeout=join_timeout)
+    net = MemoryNetwork(srv)
+    drop_after = dict(drop_after or {})
+    clients = [
+        net.run_client(cid, inputs[cid], drop_after=drop_after.get(cid), identity=identities[cid] if identities else None)
+        for cid in range(cfg.num_clients)
+    ]
+    result, *outcomes = await asyncio.gather(srv.run(), *clients, return_exceptions=True)
+    return srv, result, outcomes

@@ -1,0 +1,474 @@
+"""The asyncio transport: framing, handshake, deadlines, failures, TLS, load, CLI processes.
+
+Servers and clients talk over real loopback sockets (in-process asyncio tasks,
+or ``python -m lepton_secagg serve/join`` processes); the in-memory transport
+runs the same drivers over queues.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+import struct
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import lepton_secagg as ls
+from lepton_secagg import wire
+from lepton_secagg.messages import Join
+from lepton_secagg.testing import make_identities
+from lepton_secagg.transport import AggregationServer, MemoryNetwork, run_client, run_memory_aggregation
+from lepton_secagg.transport.framing import JOIN_LIMIT, ConnectionClosed, FrameTooLarge, StreamConnection, frame, read_frame
+
+HOST = "127.0.0.1"
+ROUNDS = ("advertise_keys", "share_keys", "masked_input", "unmasking")
+
+
+def _inputs(cfg, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 1 << cfg.bits, cfg.vector_length, dtype=np.uint64).astype(cfg.dtype) for _ in range(cfg.num_clients)]
+
+
+def _plain_sum(inputs, ids, cfg):
+    total = np.zeros(cfg.vector_length, dtype=np.uint64)
+    for i in ids:
+        total += inputs[i].astype(np.uint64)
+    return (total & np.uint64((1 << cfg.bits) - 1)).astype(cfg.dtype)
+
+
+def _check(result, inputs, cfg):
+    assert np.array_equal(result.sum, _plain_sum(inputs, result.included, cfg))
+
+
+async def _tcp_aggregation(cfg, inputs, drop_after=None, *, extra=(), round_timeout=10.0, join_timeout=10.0,
+                           server_ssl=None, client_ssl=None, identities=None, honest=None):
+    """A TCP server and clients as tasks; ``extra`` are coroutine functions f(port) run alongside (attackers)."""
+    srv = AggregationServer(cfg, HOST, 0, round_timeout=round_timeout, join_timeout=join_timeout, ssl_context=server_ssl)
+    await srv.start()
+    drop_after = drop_after or {}
+    honest = range(cfg.num_clients) if honest is None else honest
+    clients = [run_client(HOST, srv.port, cid, inputs[cid], drop_after=drop_after.get(cid), ssl_context=client_ssl,
+                          server_hostname="localhost" if client_ssl else None,
+                          identity=identities[cid] if identities else None, timeout=30)
+               for cid in honest]
+    res, *rest = await asyncio.gather(srv.run(), *clients, *(f(srv.port) for f in extra), return_exceptions=True)
+    return srv, res, rest
+
+
+# --- framing --------------------------------------------------------------------------
+
+
+def test_frame_limit_checked_before_body():
+    async def go():
+        reader = asyncio.StreamReader()
+        reader.feed_data(struct.pack(">I", 10_000) + b"x" * 10)  # the body never fully arrives
+        with pytest.raises(FrameTooLarge):
+            await asyncio.wait_for(read_frame(reader, 1000), 1)  # no wait for the body: fails at once
+        reader = asyncio.StreamReader()
+        reader.feed_data(frame(b"hello") + struct.pack(">I", 5) + b"ab")
+        reader.feed_eof()
+        assert await read_frame(reader, 5) == b"hello"
+        with pytest.raises(ConnectionClosed):
+            await read_frame(reader, 5)
+
+    asyncio.run(go())
+
+
+# --- in-memory transport --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["semi-honest", "active"])
+def test_memory_transport_exact_sum_with_crashes(mode):
+    cfg = ls.Config(num_clients=9, vector_length=50, mode=mode)
+    ids = None
+    if mode == "active":
+        ids = make_identities(cfg.num_clients, seed=1)
+        cfg = ls.Config(num_clients=9, vector_length=50, mode=mode, identities=tuple(i.verify_key for i in ids))
+    inputs = _inputs(cfg)
+    rounds = ls._state.rounds_for(mode)
+    drops = {i + 1: r for i, r in enumerate(rounds)}
+    srv, res, outcomes = asyncio.run(run_memory_aggregation(cfg, inputs, drops, identities=ids))
+    assert not isinstance(res, BaseException), res
+    _check(res, inputs, cfg)
+    # crashed before sending its masked input: out; after: in
+    masked = rounds.index("masked_input")
+    expect_out = {cid for cid, r in drops.items() if rounds.index(r) < masked}
+    assert set(res.included) == set(range(cfg.num_clients)) - expect_out
+    assert {o.status for o in outcomes} == {"completed", "crashed"}
+    assert srv.stats["masked_input"].bytes_up > cfg.vector_length * 4 * len(res.included)
+
+
+def test_memory_transport_too_few_survivors():
+    cfg = ls.Config(num_clients=5, vector_length=8)
+    drops = {0: "advertise_keys", 1: "advertise_keys", 2: "share_keys"}
+    srv, res, outcomes = asyncio.run(run_memory_aggregation(cfg, _inputs(cfg), drops, round_timeout=2))
+    assert isinstance(res, ls.TooFewSurvivors)
+    assert {o.status for o in outcomes if o.client_id > 2} == {"aborted"}
+
+
+def test_memory_transport_silent_client_hits_the_deadline():
+    cfg = ls.Config(num_clients=5, vector_length=8)
+    inputs = _inputs(cfg)
+
+    async def go():
+        srv = AggregationServer(cfg, host=None, round_timeout=0.5, join_timeout=5)
+        net = MemoryNetwork(srv)
+
+        async def silent():  # joins, then never answers
+            conn = net.connect()
+            await conn.send(wire.encode(Join(4)))
+            await conn.recv(1 << 26)
+            with pytest.raises(ConnectionClosed):  # told nothing useful, then closed at the end
+                while True:
+                    await conn.recv(1 << 26)
+
+        t0 = time.perf_counter()
+        res, *_ = await asyncio.gather(srv.run(), *(net.run_client(c, inputs[c]) for c in range(4)), silent())
+        return res, time.perf_counter() - t0
+
+    res, seconds = asyncio.run(go())
+    assert 0.5 <= seconds < 3
+    assert res.included == (0, 1, 2, 3)
+    assert res.dropped == {"advertise_keys": (4,)}
+    _check(res, inputs, cfg)
+
+
+# --- TCP: crashes, attackers, duplicates ------------------------------------------------
+
+
+def test_tcp_exact_sum_with_crash_after_each_round():
+    cfg = ls.Config(num_clients=8, vector_length=300)
+    inputs = _inputs(cfg, 1)
+    drops = {0: "advertise_keys", 3: "share_keys", 5: "masked_input", 7: "unmasking"}
+    srv, res, outcomes = asyncio.run(_tcp_aggregation(cfg, inputs, drops))
+    assert not isinstance(res, BaseException), res
+    _check(res, inputs, cfg)
+    assert set(res.included) == set(range(8)) - {0, 3}
+    assert res.dropped == {"share_keys": (0,), "masked_input": (3,), "unmasking": (5,)}
+
+
+async def _raw_join(port, cid):
+    reader, writer = await asyncio.open_connection(HOST, port)
+    writer.write(frame(wire.encode(Join(cid))))
+    await writer.drain()
+    cfg = wire.decode_config(await read_frame(reader, 1 << 26))
+    return reader, writer, cfg
+
+
+async def _read_until_closed(reader, seconds=15):
+    """Frames the server sends until it closes the connection (decoded, or raw bytes)."""
+    got = []
+    try:
+        while True:
+            data = await asyncio.wait_for(read_frame(reader, 1 << 26), seconds)
+            try:
+                got.append(wire.decode(data))
+            except ls.DecodeError:
+                got.append(data)
+    except (ConnectionClosed, ConnectionError, asyncio.TimeoutError):
+        pass
+    return got
+
+
+def _garbage(port):
+    async def go():
+        reader, writer, _ = await _raw_join(port, 5)
+        writer.write(frame(b"\xc1 this is not msgpack"))
+        await writer.drain()
+        return await _read_until_closed(reader)
+    return go()
+
+
+def _oversized(port):
+    async def go():
+        reader, writer, cfg = await _raw_join(port, 5)
+        writer.write(struct.pack(">I", cfg.max_message_bytes + 1))
+        await writer.drain()
+        return await _read_until_closed(reader)
+    return go()
+
+
+def _half_frame(port):
+    async def go():
+        reader, writer, cfg = await _raw_join(port, 5)
+        writer.write(struct.pack(">I", 200) + b"\x95\x01" + b"\x00" * 20)  # then silence
+        await writer.drain()
+        return await _read_until_closed(reader)
+    return go()
+
+
+@pytest.mark.parametrize("attack", [_garbage, _oversized, _half_frame], ids=["garbage", "oversized-prefix", "half-frame"])
+def test_tcp_bad_connection_is_dropped_while_others_finish(attack):
+    cfg = ls.Config(num_clients=6, vector_length=100)
+    inputs = _inputs(cfg, 2)
+    silent = attack is _half_frame  # the only one that costs a deadline
+    t0 = time.perf_counter()
+    srv, res, rest = asyncio.run(_tcp_aggregation(cfg, inputs, extra=[attack], honest=range(5), round_timeout=1.0 if silent else 8.0))
+    assert not isinstance(res, BaseException), res
+    assert res.included == (0, 1, 2, 3, 4)
+    assert res.dropped == {"advertise_keys": (5,)}
+    _check(res, inputs, cfg)
+    assert all(o.status == "completed" for o in rest[:5])
+    if not silent:  # refused at once, no deadline needed, and told why
+        assert time.perf_counter() - t0 < 6
+        assert any(isinstance(m, ls.Abort) for m in rest[5])
+
+
+def test_tcp_refuses_duplicates_out_of_range_and_non_join():
+    cfg = ls.Config(num_clients=4, vector_length=20)
+    inputs = _inputs(cfg, 3)
+
+    def dup(port):
+        async def go():
+            reader, writer = await asyncio.open_connection(HOST, port)
+            writer.write(frame(wire.encode(Join(1))))
+            await writer.drain()
+            return await _read_until_closed(reader, 5)
+        return go()
+
+    def out_of_range(port):
+        async def go():
+            reader, writer = await asyncio.open_connection(HOST, port)
+            writer.write(frame(wire.encode(Join(4))))
+            await writer.drain()
+            return await _read_until_closed(reader, 5)
+        return go()
+
+    def big_join(port):
+        async def go():
+            reader, writer = await asyncio.open_connection(HOST, port)
+            writer.write(struct.pack(">I", JOIN_LIMIT + 1))
+            await writer.drain()
+            return await _read_until_closed(reader, 5)
+        return go()
+
+    def not_join(port):
+        async def go():
+            reader, writer = await asyncio.open_connection(HOST, port)
+            writer.write(frame(wire.encode(ls.Abort("hi"))))
+            await writer.drain()
+            return await _read_until_closed(reader, 5)
+        return go()
+
+    async def go():
+        srv = AggregationServer(cfg, HOST, 0, round_timeout=5, join_timeout=5)
+        await srv.start()
+
+        async def clients():
+            # client 1 joins first, then the attackers (while the join phase is open), then the others
+            first = asyncio.ensure_future(run_client(HOST, srv.port, 1, inputs[1], timeout=10))
+            while 1 not in srv.connected:
+                await asyncio.sleep(0.01)
+            bad = await asyncio.gather(dup(srv.port), out_of_range(srv.port), big_join(srv.port), not_join(srv.port))
+            outs = await asyncio.gather(first, *(run_client(HOST, srv.port, c, inputs[c], timeout=10) for c in (0, 2, 3)))
+            return outs + bad
+
+        return await asyncio.gather(srv.run(), clients())
+
+    res, outs = asyncio.run(go())
+    assert res.included == (0, 1, 2, 3)
+    _check(res, inputs, cfg)
+    dup, oor, big, nj = outs[4:]
+    assert any(isinstance(m, ls.Abort) and "already joined" in m.reason for m in dup)
+    assert any(isinstance(m, ls.Abort) and "out of range" in m.reason for m in oor)
+    assert big == []  # closed without a word
+    assert any(isinstance(m, ls.Abort) and "Join" in m.reason for m in nj)
+
+
+def test_tcp_second_message_in_a_round_does_not_corrupt_the_sum():
+    """A client that sends its masked input and then a second message is dropped
+    later, and its (already counted) masked input stays in: the sum is exact."""
+    cfg = ls.Config(num_clients=6, vector_length=64)
+    inputs = _inputs(cfg, 4)
+
+    def twice(port):
+        async def go():
+            reader, writer = await asyncio.open_connection(HOST, port)
+            conn = StreamConnection(reader, writer)
+            await conn.send(wire.encode(Join(5)))
+            c_cfg = wire.decode_config(await conn.recv(1 << 26))
+            client = ls.Client(c_cfg, 5)
+            client.set_input(inputs[5])
+            await conn.send(wire.encode(client.start()))
+            while True:
+                msg = wire.decode(await conn.recv(c_cfg.max_message_bytes), c_cfg)
+                reply = client.receive(msg)
+                data = wire.encode(reply)
+                await conn.send(data)
+                if isinstance(reply, ls.MaskedInput):
+                    await conn.send(data)  # the same masked input again
+                    return await _read_until_closed(reader, 10)
+        return go()
+
+    srv, res, rest = asyncio.run(_tcp_aggregation(cfg, inputs, extra=[twice], honest=range(5)))
+    assert not isinstance(res, BaseException), res
+    _check(res, inputs, cfg)
+    assert 5 in res.included and res.dropped == {"unmasking": (5,)}
+    assert any(isinstance(m, ls.Abort) and "twice" in m.reason for m in rest[5])
+
+
+def test_tcp_load_300_clients_secagg_plus():
+    cfg = ls.Config.secagg_plus(300, 200, 0.05, 0.1)
+    assert cfg.neighbors is not None
+    inputs = _inputs(cfg, 5)
+    rng = np.random.default_rng(5)
+    crash = rng.choice(300, 15, replace=False)
+    drops = {int(c): ROUNDS[i % 3] for i, c in enumerate(crash)}
+    srv, res, outcomes = asyncio.run(_tcp_aggregation(cfg, inputs, drops, round_timeout=60, join_timeout=60))
+    assert not isinstance(res, BaseException), res
+    _check(res, inputs, cfg)
+    assert len(res.included) == 300 - sum(1 for r in drops.values() if r != "masked_input")
+    assert sum(o.status == "completed" for o in outcomes) == 285
+
+
+@pytest.mark.slow
+def test_tcp_load_1000_clients_secagg_plus():
+    cfg = ls.Config.secagg_plus(1000, 1000, 0.05, 0.1)
+    inputs = _inputs(cfg, 6)
+    drops = {i: ROUNDS[i % 3] for i in range(0, 1000, 25)}
+    srv, res, _ = asyncio.run(_tcp_aggregation(cfg, inputs, drops, round_timeout=120, join_timeout=120))
+    assert not isinstance(res, BaseException), res
+    _check(res, inputs, cfg)
+
+
+# --- TLS ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tls")
+    cert, key = d / "cert.pem", d / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )
+    return cert, key
+
+
+def test_tls_aggregation_and_untrusted_client(tls_files, tmp_path):
+    cert, key = tls_files
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    client_ctx = ssl.create_default_context(cafile=str(cert))
+    cfg = ls.Config(num_clients=5, vector_length=100)
+    inputs = _inputs(cfg, 7)
+
+    other = tmp_path / "other.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", str(tmp_path / "k.pem"), "-out", str(other), "-days", "1", "-subj", "/CN=localhost"],
+                   check=True, capture_output=True)
+
+    def untrusting(port):  # verifies against the wrong CA: the handshake fails on its side only
+        return run_client(HOST, port, 4, inputs[4], ssl_context=ssl.create_default_context(cafile=str(other)),
+                          server_hostname="localhost", timeout=5)
+
+    def plaintext(port):  # speaks plain TCP to a TLS server
+        return run_client(HOST, port, 4, inputs[4], timeout=3)
+
+    srv, res, rest = asyncio.run(_tcp_aggregation(cfg, inputs, server_ssl=server_ctx, client_ssl=client_ctx,
+                                                  honest=range(4), extra=[untrusting, plaintext], join_timeout=1.5))
+    assert not isinstance(res, BaseException), res
+    assert res.included == (0, 1, 2, 3)
+    _check(res, inputs, cfg)
+    assert rest[4].status == "failed" and rest[5].status == "failed"
+
+
+# --- real processes: python -m lepton_secagg serve / join ---------------------------------
+
+
+def _env():
+    return dict(os.environ)
+
+
+def _start_server(args, tmp_path):
+    out = tmp_path / "sum.npy"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lepton_secagg", "serve", "--port", "0", "--output", str(out), "--json", "-q", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+    )
+    line = proc.stderr.readline()
+    assert line.startswith("listening on "), line + proc.stderr.read()
+    port = int(line.split()[2].rsplit(":", 1)[1])
+    return proc, port, out
+
+
+def _join(port, cid, path, *extra):
+    return subprocess.Popen(
+        [sys.executable, "-m", "lepton_secagg", "join", "--server", f"{HOST}:{port}", "--id", str(cid), "--input", str(path), "--json", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+    )
+
+
+def _write_inputs(cfg, tmp_path, seed):
+    inputs = _inputs(cfg, seed)
+    paths = []
+    for cid, vec in enumerate(inputs):
+        p = tmp_path / f"x{cid}.npy"
+        np.save(p, vec)
+        paths.append(p)
+    return inputs, paths
+
+
+def _last_json(text):
+    import json
+
+    return json.loads(text.strip().splitlines()[-1])
+
+
+def test_processes_exact_sum_with_crashes_after_each_round(tmp_path):
+    n, m = 7, 500
+    cfg = ls.Config(num_clients=n, vector_length=m)
+    inputs, paths = _write_inputs(cfg, tmp_path, 8)
+    server, port, out = _start_server(["--clients", str(n), "--length", str(m), "--round-timeout", "20"], tmp_path)
+    drops = {1: "advertise_keys", 2: "share_keys", 3: "masked_input", 4: "unmasking"}
+    joins = [_join(port, cid, paths[cid], *(["--drop-after", drops[cid]] if cid in drops else [])) for cid in range(n)]
+    for cid, p in enumerate(joins):
+        stdout, stderr = p.communicate(timeout=60)
+        assert p.returncode == 0, stderr
+        assert _last_json(stdout)["status"] == ("crashed" if cid in drops else "completed")
+    stdout, stderr = server.communicate(timeout=60)
+    assert server.returncode == 0, stderr
+    report = _last_json(stdout)
+    assert report["ok"] and report["included"] == [0, 3, 4, 5, 6]
+    assert report["dropped"] == {"share_keys": [1], "masked_input": [2], "unmasking": [3]}
+    assert np.array_equal(np.load(out), _plain_sum(inputs, report["included"], cfg))
+
+
+def test_processes_too_few_survivors_exits_non_zero(tmp_path):
+    n, m = 5, 50
+    cfg = ls.Config(num_clients=n, vector_length=m)  # t = 3
+    inputs, paths = _write_inputs(cfg, tmp_path, 9)
+    server, port, out = _start_server(["--clients", str(n), "--length", str(m), "--round-timeout", "20"], tmp_path)
+    joins = [_join(port, cid, paths[cid], *(["--drop-after", "share_keys"] if cid < 3 else [])) for cid in range(n)]
+    for p in joins:
+        p.communicate(timeout=60)
+    stdout, stderr = server.communicate(timeout=60)
+    assert server.returncode == 2
+    assert "only 2 clients remain" in stderr and "threshold is 3" in stderr
+    assert _last_json(stdout)["ok"] is False
+    assert not out.exists()
+    assert [p.returncode for p in joins[3:]] == [2, 2]  # the survivors were told (Abort)
+
+
+def test_processes_tls(tmp_path, tls_files):
+    cert, key = tls_files
+    n, m = 3, 40
+    cfg = ls.Config(num_clients=n, vector_length=m)
+    inputs, paths = _write_inputs(cfg, tmp_path, 10)
+    server, port, out = _start_server(["--clients", str(n), "--length", str(m), "--host", "localhost",
+                                       "--tls-cert", str(cert), "--tls-key", str(key)], tmp_path)
+    joins = [subprocess.Popen([sys.executable, "-m", "lepton_secagg", "join", "--server", f"localhost:{port}", "--id", str(c),
+                               "--input", str(paths[c]), "--tls-ca", str(cert)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for c in range(n)]
+    for p in joins:
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+    stdout, stderr = server.communicate(timeout=60)
+    assert server.returncode == 0, stderr
+    assert np.array_equal(np.load(out), _plain_sum(inputs, range(n), cfg))
