@@ -12,9 +12,14 @@ $(PY):
 
 # torch is pinned: this version is a CPU build on the project's machines; a bare
 # `torch` would pull a multi-GB CUDA build.
-$(STAMP): $(PY) pyproject.toml setup.py $(wildcard src_ext/*.c src_ext/*.h)
+# Flower 1.42 pins certifi>=2026.10.19, newer than the registry holds: install
+# its requirements (requirements-flower.txt, certifi unpinned), then flwr itself
+# without dependencies (see docs/integrations/flower.md).
+$(STAMP): $(PY) pyproject.toml setup.py requirements-flower.txt $(wildcard src_ext/*.c src_ext/*.h)
 	$(PY) -m pip install --quiet "torch==2.13.0"
 	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -r requirements-flower.txt
+	$(PY) -m pip install --quiet --no-deps "flwr==1.42.0"
 	$(PY) -c "import lepton_secagg._kernels as k; print('lepton_secagg kernel backend:', k.BACKEND)"
 	touch $(STAMP)
 

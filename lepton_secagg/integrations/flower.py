@@ -1,0 +1,479 @@
+"""Flower integration: run lepton_secagg's SecAgg/SecAgg+ over Flower's Message API.
+
+Two pieces, drop-in replacements for Flower's own secure aggregation
+(``secaggplus_mod`` / ``SecAggPlusWorkflow``, flwr 1.42):
+
+* ``lepton_secagg_mod``: a ``ClientApp`` mod,
+  ``ClientApp(client_fn=..., mods=[lepton_secagg_mod])``.  It drives one
+  ``lepton_secagg.Client`` per training round, runs the wrapped fit when the
+  masked input is asked for, quantises the returned parameters with
+  ``encoding.Quantizer`` (clipping, stochastic rounding, the number of
+  examples as the weight slot *inside* the masked vector) and answers each
+  protocol round.  The reply to the server holds only our wire bytes: no
+  parameters, no ``num_examples``, no fit metrics travel in the clear.
+* ``LeptonSecAggWorkflow``: a ``ServerApp`` fit workflow,
+  ``DefaultWorkflow(fit_workflow=LeptonSecAggWorkflow(...))``.  It samples
+  clients through the strategy's ``configure_fit``, maps the sampled Flower
+  node ids (sorted) to client ids 0..n-1, drives a ``lepton_secagg.Server``
+  and sends each round's messages to the nodes; a node whose reply is
+  missing at ``timeout``, carries a Flower error (the ClientApp raised) or is
+  malformed counts as dropped in that round.  The unmasked sum is
+  dequantised into the weighted average and handed to
+  ``strategy.aggregate_fit`` exactly as Flower's workflow does.
+
+Message layout: every message of the protocol is one ``ConfigRecord`` named
+``RECORD_KEY`` in the ``RecordDict``: ``{"stage": <round>, "msg": <wire
+bytes>}``; the first one also carries the encoded ``Config``, the client id
+and the quantiser (``clip``, ``step``, ``bits``, ``num_clients``,
+``max_weight``).  The mod keeps its session between messages in the node's
+``Context.state`` (a pickled ``Client``, like Flower's mod keeps its keys
+there); this state never leaves the node.
+
+``flwr`` is imported lazily, inside the functions, so this module imports
+without it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..client import Client
+from ..config import Config
+from ..exceptions import DecodeError, SecAggError
+from ..hazmat.quantize import Quantizer
+from ..messages import Abort
+from ..server import Server
+from ..wire import decode, decode_config, encode, encode_config
+
+__all__ = ["lepton_secagg_mod", "LeptonSecAggWorkflow", "RoundReport", "RECORD_KEY", "STATE_KEY"]
+
+RECORD_KEY = "lepton_secagg"
+STATE_KEY = "lepton_secagg.state"
+_SETUP = "advertise_keys"
+_MASKED = "masked_input"
+_ACK = "aborted"
+
+logger = logging.getLogger(__name__)
+
+
+def _log(level: int, fmt: str, *args) -> None:
+    """Log through Flower's logger (so it shows in Flower's output), else ours."""
+    try:
+        from flwr.common.logger import log
+    except ImportError:  # pragma: no cover
+        logger.log(level, fmt, *args)
+    else:
+        log(level, fmt, *args)
+
+
+# --- client side ------------------------------------------------------------------
+
+
+def lepton_secagg_mod(msg, ctxt, call_next):
+    """A Flower ``ClientApp`` mod that answers ``LeptonSecAggWorkflow`` with lepton_secagg.
+
+    Non-train messages pass through.  A train message without our record is
+    refused (``ValueError``): the update is never sent in the clear by mistake.
+    A message the client must refuse (bad bytes, a lying server) is answered
+    with an ``Abort``, and the session state is forgotten.
+    """
+    from flwr.app import ConfigRecord, Message, RecordDict
+    from flwr.app.message_type import MessageType
+
+    if msg.metadata.message_type != MessageType.TRAIN:
+        return call_next(msg, ctxt)
+    records = msg.content.config_records
+    if RECORD_KEY not in records:
+        raise ValueError(
+            f"lepton_secagg_mod got a train message without a {RECORD_KEY!r} record; the server does not run "
+            "LeptonSecAggWorkflow, and the update will not be sent in the clear."
+        )
+    record = records[RECORD_KEY]
+    stage = record.get("stage")
+
+    def reply(stage_name: str, payload: bytes | None):
+        content = RecordDict()
+        fields = {"stage": stage_name}
+        if payload is not None:
+            fields["msg"] = payload
+        content.config_records[RECORD_KEY] = ConfigRecord(fields)
+        return Message(content, reply_to=msg)
+
+    if stage == _SETUP:
+        _forget(ctxt)
+        cfg = decode_config(record["config"])
+        quantizer = Quantizer(
+            clip=float(record["clip"]), step=float(record["step"]), bits=int(record["bits"]),
+            num_clients=int(record["num_clients"]), max_weight=int(record["max_weight"]),
+        )
+        if quantizer.levels != int(record["levels"]) or quantizer.bits != cfg.bits:
+            raise ValueError("the quantiser does not match the session configuration.")
+        client = Client(cfg, int(record["client_id"]))
+        out = client.start()
+        _save(ctxt, client, quantizer)
+        return reply(stage, encode(out))
+
+    session = _load(ctxt)
+    if session is None:
+        raise RuntimeError(f"lepton_secagg_mod got round {stage!r} but holds no session (it missed the setup).")
+    client, quantizer = session
+    cfg = client._ctx.cfg  # noqa: SLF001 (the session's own configuration)
+    try:
+        request = decode(record["msg"], cfg)
+    except DecodeError as exc:
+        _forget(ctxt)
+        return reply(stage, encode(client.abort(f"undecodable message: {exc}")))
+    if isinstance(request, Abort):
+        client.receive(request)
+        _forget(ctxt)
+        _log(logging.WARNING, "lepton_secagg: the server ended this node's session: %s", request.reason)
+        return reply(_ACK, None)
+    if stage == _MASKED:
+        out_msg = call_next(msg, ctxt)
+        if out_msg.has_error():
+            _forget(ctxt)
+            return out_msg
+        try:
+            vector = _encode_fitres(out_msg.content, quantizer, cfg.vector_length)
+        except ValueError as exc:
+            _forget(ctxt)
+            return reply(stage, encode(client.abort(str(exc))))
+        client.set_input(vector)
+    try:
+        out = client.receive(request)
+    except SecAggError as exc:
+        _forget(ctxt)
+        return reply(stage, encode(client.abort(str(exc))))
+    if out is None or client.round.value in ("completed", "aborted"):
+        _forget(ctxt)
+    else:
+        _save(ctxt, client, quantizer)
+    return reply(stage, None if out is None else encode(out))
+
+
+def _encode_fitres(content, quantizer: Quantizer, length: int) -> np.ndarray:
+    """The fit result as one quantised vector: the parameters, then the weight slot."""
+    from flwr.common import parameters_to_ndarrays
+    from flwr.compat.common import recorddict_compat as compat
+
+    fitres = compat.recorddict_to_fitres(content, keep_input=True)
+    flat = _flatten(parameters_to_ndarrays(fitres.parameters))
+    if flat.size + 1 != length:
+        raise ValueError(f"the fit returned {flat.size} parameters; the session expects {length - 1}.")
+    weight = fitres.num_examples
+    if isinstance(weight, bool) or not isinstance(weight, int) or not 1 <= weight <= quantizer.max_weight:
+        raise ValueError(f"num_examples = {weight!r} must be an int in 1..{quantizer.max_weight} (the workflow's max_weight).")
+    vector, clipped = quantizer.encode(flat, weight=weight)
+    if clipped:
+        _log(logging.WARNING, "lepton_secagg: %d of %d parameters were clipped to +-%g.", clipped, flat.size, quantizer.clip)
+    return vector
+
+
+def _flatten(arrays) -> np.ndarray:
+    if not arrays:
+        return np.zeros(0)
+    return np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in arrays])
+
+
+def _save(ctxt, client: Client, quantizer: Quantizer) -> None:
+    from flwr.app import ConfigRecord
+
+    ctxt.state.config_records[STATE_KEY] = ConfigRecord({"session": pickle.dumps((client, quantizer))})
+
+
+def _load(ctxt):
+    record = ctxt.state.config_records.get(STATE_KEY)
+    if record is None or "session" not in record:
+        return None
+    # The node's own local state, written by _save above; never received from the network.
+    return pickle.loads(record["session"])  # noqa: S301
+
+
+def _forget(ctxt) -> None:
+    if STATE_KEY in ctxt.state.config_records:
+        del ctxt.state.config_records[STATE_KEY]
+
+
+# --- server side ------------------------------------------------------------------
+
+
+@dataclass
+class RoundReport:
+    """What one secure-aggregation round did (``LeptonSecAggWorkflow.reports``).
+
+    Attributes:
+        server_round: Flower's round number.
+        config: the lepton_secagg ``Config`` of the session.
+        quantizer: the quantiser the clients used.
+        node_ids: the sampled Flower node ids; client id i is ``node_ids[i]``.
+        included: node ids whose update is in the average.
+        dropped: node id -> the protocol round in which it stopped answering (a node
+            dropped at unmasking is still in ``included``).
+        total_weight: the sum of the included clients' ``num_examples``.
+        seconds: protocol round -> wall time (send, wait for the replies, server work).
+        server_seconds: protocol round -> time in ``lepton_secagg.Server`` (decode included).
+        bytes_up / bytes_down: protocol round -> our wire bytes, all clients together.
+        error: why the round ended without a result, or None.
+    """
+
+    server_round: int
+    config: Config
+    quantizer: Quantizer
+    node_ids: list
+    included: list = field(default_factory=list)
+    dropped: dict = field(default_factory=dict)
+    total_weight: int = 0
+    seconds: dict = field(default_factory=dict)
+    server_seconds: dict = field(default_factory=dict)
+    bytes_up: dict = field(default_factory=dict)
+    bytes_down: dict = field(default_factory=dict)
+    error: str | None = None
+
+
+class LeptonSecAggWorkflow:
+    """A Flower fit workflow that aggregates with lepton_secagg (SecAgg / SecAgg+).
+
+    Use it where ``SecAggPlusWorkflow`` is used, with ``lepton_secagg_mod`` on
+    the clients::
+
+        DefaultWorkflow(fit_workflow=LeptonSecAggWorkflow(num_shares=..., reconstruction_threshold=...))
+
+    Args:
+        num_shares: as in Flower: the size of each client's neighbourhood,
+            itself included (an int, or a float fraction of the sampled
+            clients).  SecAgg+ uses the Harary graph of degree ``num_shares - 1``
+            (an even ``num_shares`` is raised by one, as Flower does); when it
+            reaches the cohort size the full graph (SecAgg) is used.  None:
+            let ``Config.secagg_plus`` pick the graph and threshold from
+            ``corrupt_fraction`` and ``dropout_fraction`` (full graph below
+            65 clients).
+        reconstruction_threshold: the Shamir threshold t (an int, or a float
+            fraction of ``num_shares``).  Set by hand it must be a majority of
+            the neighbourhood.  None: a safe default.
+        corrupt_fraction / dropout_fraction: the fractions the parameter
+            finder (and the full-graph threshold) is chosen for.
+        max_weight: the largest ``num_examples`` a client may report (an int).
+        clipping_range: parameters are clipped to [-clipping_range, clipping_range].
+        quantization_range: as in Flower, quantised values lie in
+            [0, quantization_range - 1]; None picks the finest grid whose sum
+            of n clients at ``max_weight`` cannot wrap modulo 2^bits.  A range
+            that could wrap is refused (``ValueError``), never clipped.
+        bits: the ring Z_(2^bits) (32: uint32 vectors, up to 64).
+        prg: the mask PRG, "aes128ctr" or "chacha20".
+        timeout: seconds to wait for the replies of each protocol round
+            (None: wait for all); a node that has not answered is dropped.
+
+    After each round, ``reports[-1]`` is a ``RoundReport`` (included and
+    dropped nodes, timings, bytes).
+    """
+
+    def __init__(
+        self,
+        num_shares: int | float | None = None,
+        reconstruction_threshold: int | float | None = None,
+        *,
+        corrupt_fraction: float = 0.0,
+        dropout_fraction: float = 0.1,
+        max_weight: int = 1000,
+        clipping_range: float = 8.0,
+        quantization_range: int | None = None,
+        bits: int = 32,
+        prg: str = "aes128ctr",
+        timeout: float | None = None,
+    ) -> None:
+        for name, value in (("num_shares", num_shares), ("reconstruction_threshold", reconstruction_threshold)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+                raise ValueError(f"{name} must be a positive int or float, or None; got {value!r}.")
+        if isinstance(reconstruction_threshold, float) and reconstruction_threshold > 1:
+            raise ValueError("reconstruction_threshold as a float is a fraction of num_shares, in (0, 1].")
+        if isinstance(max_weight, bool) or not isinstance(max_weight, int) or max_weight < 1:
+            raise ValueError(f"max_weight must be an int >= 1 (num_examples are ints), got {max_weight!r}.")
+        if quantization_range is not None and (not isinstance(quantization_range, int) or quantization_range < 2):
+            raise ValueError(f"quantization_range must be an int >= 2 or None, got {quantization_range!r}.")
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"timeout must be > 0 or None, got {timeout!r}.")
+        self.num_shares = num_shares
+        self.reconstruction_threshold = reconstruction_threshold
+        self.corrupt_fraction = corrupt_fraction
+        self.dropout_fraction = dropout_fraction
+        self.max_weight = max_weight
+        self.clipping_range = float(clipping_range)
+        self.quantization_range = quantization_range
+        self.bits = bits
+        self.prg = prg
+        self.timeout = timeout
+        self.reports: list[RoundReport] = []
+        # Fail early on a quantiser that can never work (e.g. max_weight too large for bits).
+        self.make_quantizer(2)
+
+    # -- the parameters of one session -------------------------------------------
+
+    def make_quantizer(self, num_clients: int) -> Quantizer:
+        """The quantiser for a cohort of ``num_clients``."""
+        step = None
+        if self.quantization_range is not None:
+            step = 2 * self.clipping_range / (self.quantization_range - 1)
+        return Quantizer(clip=self.clipping_range, step=step, bits=self.bits, num_clients=num_clients, max_weight=self.max_weight)
+
+    def make_config(self, num_clients: int, vector_length: int, session_label: bytes = b"") -> Config:
+        """The lepton_secagg ``Config`` for ``num_clients`` vectors of ``vector_length`` elements."""
+        n = num_clients
+        common = dict(bits=self.bits, prg=self.prg, session_label=session_label)
+        if self.num_shares is None and self.reconstruction_threshold is None:
+            return Config.secagg_plus(n, vector_length, self.corrupt_fraction, self.dropout_fraction, **common)
+        if self.num_shares is None:
+            shares = n
+        elif isinstance(self.num_shares, float):
+            shares = max(round(self.num_shares * n), 3)
+        else:
+            shares = self.num_shares
+        if shares < n and shares % 2 == 0:
+            shares += 1  # a Harary graph of even degree: an odd neighbourhood, as in Flower
+        neighbors = shares - 1 if shares - 1 <= n - 2 else None
+        size = n if neighbors is None else shares
+        t = self.reconstruction_threshold
+        if isinstance(t, float):
+            t = max(round(t * size), 2)
+        return Config(num_clients=n, vector_length=vector_length, threshold=t, neighbors=neighbors,
+                      corrupt_fraction=self.corrupt_fraction, **common)
+
+    # -- the workflow --------------------------------------------------------------
+
+    def __call__(self, grid, context) -> None:
+        """Run one round of secure aggregation (Flower's fit workflow protocol)."""
+        from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters_to_ndarrays
+        from flwr.compat.common import recorddict_compat as compat
+        from flwr.server.compat.legacy_context import LegacyContext
+        from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD, MAIN_PARAMS_RECORD
+        from flwr.server.workflow.constant import Key as WorkflowKey
+
+        if not isinstance(context, LegacyContext):
+            raise TypeError(f"Expect a LegacyContext, but get {type(context).__name__}.")
+        current_round = int(context.state.config_records[MAIN_CONFIGS_RECORD][WorkflowKey.CURRENT_ROUND])
+        parameters = compat.arrayrecord_to_parameters(context.state.array_records[MAIN_PARAMS_RECORD], keep_input=True)
+        proxy_fitins = context.strategy.configure_fit(current_round, parameters, context.client_manager)
+        if not proxy_fitins:
+            _log(logging.INFO, "configure_fit: no clients selected, cancel")
+            return
+        _log(logging.INFO, "configure_fit: strategy sampled %s clients (out of %s)",
+             len(proxy_fitins), context.client_manager.num_available())
+        if len(proxy_fitins) < 2:
+            _log(logging.ERROR, "lepton_secagg needs at least 2 sampled clients.")
+            return
+        fitins = {proxy.node_id: compat.fitins_to_recorddict(ins, True) for proxy, ins in proxy_fitins}
+        proxies = {proxy.node_id: proxy for proxy, _ in proxy_fitins}
+        node_ids = sorted(fitins)
+        templates = parameters_to_ndarrays(parameters)
+        length = sum(int(np.asarray(a).size) for a in templates) + 1  # + the weight slot
+
+        label = b"flower/%d/%d/" % (int(getattr(context, "run_id", 0) or 0), current_round) + os.urandom(16)
+        n = len(node_ids)
+        cfg = self.make_config(n, length, label)
+        quantizer = self.make_quantizer(n)
+        report = RoundReport(current_round, cfg, quantizer, node_ids)
+        self.reports.append(report)
+        total = self._run_protocol(grid, cfg, quantizer, node_ids, fitins, report, group_id=str(current_round))
+        if total is None:
+            _log(logging.ERROR, "lepton_secagg: secure aggregation halted: %s", report.error)
+            return
+        mean, weight = quantizer.decode(total, len(report.included))
+        report.total_weight = int(weight)
+        arrays, offset = [], 0
+        for template in templates:
+            template = np.asarray(template)
+            arrays.append(mean[offset:offset + template.size].reshape(template.shape).astype(template.dtype, copy=False))
+            offset += template.size
+        aggregated = ndarrays_to_parameters(arrays)
+        # Strategies weight results by num_examples, which never travelled in the
+        # clear: every included node gets the same aggregate and weight 1.
+        results = [(proxies[nid], FitRes(Status(Code.OK, "Success"), aggregated, 1, {})) for nid in report.included]
+        failures = [Exception(f"node {nid} dropped in round {rnd}") for nid, rnd in report.dropped.items()
+                    if nid not in report.included]
+        _log(logging.INFO, "aggregate_fit: received %s results and %s failures", len(results), len(failures))
+        params_aggregated, metrics = context.strategy.aggregate_fit(current_round, results, failures)
+        if params_aggregated:
+            context.state.array_records[MAIN_PARAMS_RECORD] = compat.parameters_to_arrayrecord(params_aggregated, True)
+            context.history.add_metrics_distributed_fit(server_round=current_round, metrics=metrics)
+
+    def _run_protocol(self, grid, cfg: Config, quantizer: Quantizer, node_ids: list, fitins: dict,
+                      report: RoundReport, group_id: str):
+        """Drive a ``Server`` over the grid; the sum vector, or None (``report.error`` says why)."""
+        from flwr.app import ConfigRecord, Message, RecordDict
+        from flwr.app.message_type import MessageType
+
+        server = Server(cfg)
+        cid_of = {nid: i for i, nid in enumerate(node_ids)}
+        cfg_bytes = encode_config(cfg)
+
+        def setup_record(cid: int) -> dict:
+            return {
+                "stage": _SETUP, "config": cfg_bytes, "client_id": cid,
+                "clip": quantizer.clip, "step": quantizer.step, "bits": quantizer.bits, "levels": quantizer.levels,
+                "num_clients": quantizer.num_clients, "max_weight": quantizer.max_weight,
+            }
+
+        pending = {cid: None for cid in range(len(node_ids))}  # cid -> server message (None: the setup)
+        while server.round.value not in ("completed", "aborted"):
+            stage = server.round.value
+            started = time.perf_counter()
+            messages, sent_abort, down = [], set(), 0
+            for cid, smsg in pending.items():
+                if smsg is None:
+                    fields = setup_record(cid)
+                else:
+                    fields = {"stage": stage, "msg": encode(smsg)}
+                    down += len(fields["msg"])
+                    if isinstance(smsg, Abort):
+                        sent_abort.add(cid)
+                if stage == _MASKED and cid not in sent_abort:
+                    content = fitins[node_ids[cid]]
+                else:
+                    content = RecordDict()
+                content.config_records[RECORD_KEY] = ConfigRecord(fields)
+                messages.append(Message(content=content, dst_node_id=node_ids[cid],
+                                        message_type=MessageType.TRAIN, group_id=group_id))
+            replies = list(grid.send_and_receive(messages, timeout=self.timeout)) if messages else []
+            t_server, up = 0.0, 0
+            for rmsg in replies:
+                cid = cid_of.get(rmsg.metadata.src_node_id)
+                if cid is None or cid in sent_abort or cid not in server.live:
+                    continue
+                if rmsg.has_error():
+                    report.dropped.setdefault(node_ids[cid], stage)
+                    continue
+                record = rmsg.content.config_records.get(RECORD_KEY) if rmsg.has_content() else None
+                t0 = time.perf_counter()
+                if record is None or record.get("stage") != stage or not isinstance(record.get("msg"), bytes):
+                    obj = Abort(f"malformed reply in round {stage}")
+                else:
+                    up += len(record["msg"])
+                    try:
+                        obj = decode(record["msg"], cfg)
+                    except DecodeError as exc:
+                        obj = Abort(f"undecodable reply: {exc}")
+                abort = server.receive(cid, obj)
+                t_server += time.perf_counter() - t0
+                if isinstance(obj, Abort) or abort is not None:
+                    report.dropped.setdefault(node_ids[cid], stage)
+            for cid in server.pending:
+                report.dropped.setdefault(node_ids[cid], stage)
+            t0 = time.perf_counter()
+            pending = server.advance()
+            t_server += time.perf_counter() - t0
+            report.seconds[stage] = time.perf_counter() - started
+            report.server_seconds[stage] = t_server
+            report.bytes_up[stage] = up
+            report.bytes_down[stage] = down
+            _log(logging.DEBUG, "lepton_secagg: round %s: %d replies, %d live", stage, len(replies), len(server.live))
+        try:
+            result = server.result()
+        except SecAggError as exc:
+            report.error = str(exc)
+            return None
+        report.included = [node_ids[c] for c in result.included]  # with those dropped at unmasking
+        return result.sum
