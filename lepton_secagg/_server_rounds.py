@@ -73,8 +73,8 @@ class ServerState:
     total: np.ndarray | None = None
     survivors: tuple = ()  # U3
     signatures: dict = field(default_factory=dict)  # client id -> consistency signature
-    seed_shares: dict = field(default_factory=dict)  # owner -> list of (holder, value)
-    key_shares: dict = field(default_factory=dict)
+    seed_shares: dict = field(default_factory=dict, repr=False)  # owner -> list of (holder, value)
+    key_shares: dict = field(default_factory=dict, repr=False)
     result: AggregationResult | None = None
     error: Aborted | None = None
 

@@ -138,8 +138,8 @@ class UnmaskingShares:
     """Round 4: shares of survivors' self-mask seeds and of dropped clients' mask keys, as (owner, share)."""
 
     sender: int
-    self_mask_shares: tuple[tuple[int, bytes], ...]
-    mask_key_shares: tuple[tuple[int, bytes], ...]
+    self_mask_shares: tuple[tuple[int, bytes], ...] = field(repr=False)
+    mask_key_shares: tuple[tuple[int, bytes], ...] = field(repr=False)
 
 
 @dataclass(frozen=True)

@@ -88,39 +88,71 @@ def decode(data: bytes, cfg=None):
     limit = cfg.max_message_bytes if cfg is not None else _DEFAULT_LIMIT
     if len(data) > limit:
         raise DecodeError(f"the message is {len(data)} bytes, over the limit of {limit}.")
+    r = _Reader(data, limit)
     try:
-        obj = msgpack.unpackb(
-            data,
+        count = r.array()
+        if count < 2:
+            raise DecodeError("a message is an array [version, tag, fields...].")
+        version, tag = r.scalar(), r.scalar()
+        if version != WIRE_VERSION or type(version) is not int:
+            raise DecodeError(f"unsupported wire version {version!r}; this library speaks version {WIRE_VERSION}.")
+        if type(tag) is not int or tag not in TAGS:
+            raise DecodeError(f"unknown message tag {tag!r}.")
+        cls, spec = TAGS[tag]
+        if count != 2 + len(spec):
+            raise DecodeError(f"{cls.__name__} has {len(spec)} fields, got {count - 2}.")
+        values = {}
+        for name, codec in spec:
+            try:
+                values[name] = _DECODERS[codec](r, cfg)
+            except DecodeError as exc:
+                raise DecodeError(f"{cls.__name__}.{name}: {exc}") from None
+        r.finish()
+    except (ValueError, msgpack.UnpackException, TypeError, OverflowError, RecursionError) as exc:
+        if isinstance(exc, DecodeError):
+            raise
+        raise DecodeError(f"the bytes are not valid msgpack for this schema: {type(exc).__name__}.") from None
+    return cls(**values)
+
+
+class _Reader:
+    """Reads msgpack against the schema, one object at a time.
+
+    Leaves (ints, bytes, strings) come from ``scalar``, with msgpack told to
+    refuse any container there; arrays are entered with ``array``, whose
+    declared length is checked against the bytes left before anything is
+    built.  So a header claiming gigabytes, or a deep nest of them, costs
+    nothing but the check.
+    """
+
+    def __init__(self, data, limit: int):
+        self._size = len(data)
+        self._u = msgpack.Unpacker(
             raw=False,
-            use_list=True,
             strict_map_key=True,
+            max_buffer_size=max(self._size, 1),
             max_bin_len=limit,
             max_str_len=_MAX_REASON * 4,
-            max_array_len=max(16, limit // 8),
+            max_array_len=0,
             max_map_len=0,
             max_ext_len=0,
         )
-    except msgpack.ExtraData:
-        raise DecodeError("trailing bytes after the message.") from None
-    except (ValueError, msgpack.UnpackException, TypeError, OverflowError, RecursionError) as exc:
-        raise DecodeError(f"the bytes are not valid msgpack: {type(exc).__name__}.") from None
-    if not isinstance(obj, list) or len(obj) < 2:
-        raise DecodeError("a message is an array [version, tag, fields...].")
-    version, tag = obj[0], obj[1]
-    if version != WIRE_VERSION or type(version) is not int:
-        raise DecodeError(f"unsupported wire version {version!r}; this library speaks version {WIRE_VERSION}.")
-    if type(tag) is not int or tag not in TAGS:
-        raise DecodeError(f"unknown message tag {tag!r}.")
-    cls, spec = TAGS[tag]
-    if len(obj) != 2 + len(spec):
-        raise DecodeError(f"{cls.__name__} has {len(spec)} fields, got {len(obj) - 2}.")
-    values = {}
-    for (name, codec), raw in zip(spec, obj[2:]):
-        try:
-            values[name] = _DECODERS[codec](raw, cfg)
-        except DecodeError as exc:
-            raise DecodeError(f"{cls.__name__}.{name}: {exc}") from None
-    return cls(**values)
+        self._u.feed(data)
+
+    def array(self, exactly: int | None = None) -> int:
+        count = self._u.read_array_header()
+        if count > self._size - self._u.tell():  # every element takes at least one byte
+            raise DecodeError(f"an array claims {count} elements, more than the bytes left.")
+        if exactly is not None and count != exactly:
+            raise DecodeError(f"expected an array of {exactly}, got {count}.")
+        return count
+
+    def scalar(self):
+        return self._u.unpack()
+
+    def finish(self) -> None:
+        if self._u.tell() != self._size:
+            raise DecodeError("trailing bytes after the message.")
 
 
 _CONFIG_TAG = 32
@@ -133,7 +165,9 @@ def encode_config(cfg) -> bytes:
     values = []
     for f in fields(cfg):
         value = getattr(cfg, f.name)
-        values.append(list(value) if isinstance(value, tuple) else value)
+        if f.name == "identities":
+            value = list(value or ())  # always an array; empty means none
+        values.append(value)
     return msgpack.packb([WIRE_VERSION, _CONFIG_TAG, values], use_bin_type=True)
 
 
@@ -149,23 +183,31 @@ def decode_config(data: bytes):
 
     if not isinstance(data, (bytes, bytearray, memoryview)) or len(data) > (1 << 26):
         raise DecodeError("a configuration message is bytes of at most 64 MiB.")
-    try:
-        obj = msgpack.unpackb(data, raw=False, max_map_len=0, max_ext_len=0, max_str_len=1 << 12)
-    except msgpack.ExtraData:
-        raise DecodeError("trailing bytes after the configuration.") from None
-    except (ValueError, msgpack.UnpackException, TypeError, OverflowError, RecursionError) as exc:
-        raise DecodeError(f"the bytes are not valid msgpack: {type(exc).__name__}.") from None
     names = [f.name for f in fields(Config)]
-    if not (isinstance(obj, list) and len(obj) == 3 and type(obj[0]) is int and obj[0] == WIRE_VERSION and obj[1] == _CONFIG_TAG
-            and isinstance(obj[2], list) and len(obj[2]) == len(names)):
-        raise DecodeError("not a version-1 configuration message.")
-    kwargs = dict(zip(names, obj[2]))
-    if isinstance(kwargs.get("identities"), list):
-        kwargs["identities"] = tuple(kwargs["identities"])
+    r = _Reader(data, len(data))
+    try:
+        ok = r.array() == 3 and _is_int(r.scalar(), WIRE_VERSION) and _is_int(r.scalar(), _CONFIG_TAG) and r.array() == len(names)
+        if not ok:
+            raise DecodeError("not a version-1 configuration message.")
+        kwargs = {}
+        for name in names:
+            if name == "identities":
+                kwargs[name] = tuple(r.scalar() for _ in range(r.array())) or None
+            else:
+                kwargs[name] = r.scalar()
+        r.finish()
+    except (ValueError, msgpack.UnpackException, TypeError, OverflowError, RecursionError) as exc:
+        if isinstance(exc, DecodeError):
+            raise
+        raise DecodeError(f"the bytes are not a valid configuration: {type(exc).__name__}.") from None
     try:
         return Config(**kwargs)
     except (TypeError, ValueError) as exc:
         raise DecodeError(f"the configuration is invalid: {exc}") from None
+
+
+def _is_int(value, expected: int) -> bool:
+    return type(value) is int and value == expected
 
 
 # --- field codecs ---------------------------------------------------------------
@@ -191,7 +233,7 @@ _ENCODERS = {
 }
 
 
-def _dec_id(raw, cfg) -> int:
+def _check_id(raw, cfg) -> int:
     if type(raw) is not int or raw < 0:
         raise DecodeError(f"a client id is a non-negative int, got {type(raw).__name__}.")
     bound = cfg.num_clients if cfg is not None else 1 << 32
@@ -200,71 +242,60 @@ def _dec_id(raw, cfg) -> int:
     return raw
 
 
-def _dec_bytes(size: int | None):
-    def dec(raw, cfg) -> bytes:
-        if type(raw) is not bytes:
-            raise DecodeError(f"expected bytes, got {type(raw).__name__}.")
-        if size is not None and len(raw) != size:
-            raise DecodeError(f"expected {size} bytes, got {len(raw)}.")
-        return raw
-
-    return dec
+def _check_bytes(raw, size: int | None = None) -> bytes:
+    if type(raw) is not bytes:
+        raise DecodeError(f"expected bytes, got {type(raw).__name__}.")
+    if size is not None and len(raw) != size:
+        raise DecodeError(f"expected {size} bytes, got {len(raw)}.")
+    return raw
 
 
-def _dec_sig(raw, cfg) -> bytes:
-    raw = _dec_bytes(None)(raw, cfg)
+def _check_sig(raw) -> bytes:
+    raw = _check_bytes(raw)
     if len(raw) not in (0, _SIG):
         raise DecodeError(f"a signature is empty or {_SIG} bytes, got {len(raw)}.")
     return raw
 
 
-def _dec_reason(raw, cfg) -> str:
+def _check_increasing(ids, what: str) -> None:
+    if any(a >= b for a, b in zip(ids, ids[1:])):
+        raise DecodeError(f"{what} must be sorted by strictly increasing id.")
+
+
+def _dec_reason(r: _Reader, cfg) -> str:
+    raw = r.scalar()
     if type(raw) is not str or len(raw) > _MAX_REASON:
         raise DecodeError(f"a reason is a string of at most {_MAX_REASON} characters.")
     return raw
 
 
-def _dec_list(raw) -> list:
-    if type(raw) is not list:
-        raise DecodeError(f"expected an array, got {type(raw).__name__}.")
-    return raw
-
-
-def _dec_ids(raw, cfg) -> tuple[int, ...]:
-    ids = tuple(_dec_id(x, cfg) for x in _dec_list(raw))
-    if any(a >= b for a, b in zip(ids, ids[1:])):
-        raise DecodeError("an id list must be strictly increasing.")
+def _dec_ids(r: _Reader, cfg) -> tuple[int, ...]:
+    ids = tuple(_check_id(r.scalar(), cfg) for _ in range(r.array()))
+    _check_increasing(ids, "an id list")
     return ids
 
 
-def _dec_keys(raw, cfg) -> tuple[KeyEntry, ...]:
+def _dec_keys(r: _Reader, cfg) -> tuple[KeyEntry, ...]:
     out = []
-    for item in _dec_list(raw):
-        if type(item) is not list or len(item) != 4:
-            raise DecodeError("a key entry is [id, encryption key, mask key, signature].")
-        out.append(KeyEntry(_dec_id(item[0], cfg), _dec_bytes(_KEY)(item[1], cfg), _dec_bytes(_KEY)(item[2], cfg), _dec_sig(item[3], cfg)))
-    ids = [e.client_id for e in out]
-    if any(a >= b for a, b in zip(ids, ids[1:])):
-        raise DecodeError("key entries must be sorted by strictly increasing id.")
+    for _ in range(r.array()):
+        r.array(exactly=4)
+        out.append(KeyEntry(_check_id(r.scalar(), cfg), _check_bytes(r.scalar(), _KEY), _check_bytes(r.scalar(), _KEY), _check_sig(r.scalar())))
+    _check_increasing([e.client_id for e in out], "key entries")
     return tuple(out)
 
 
-def _dec_pairs(raw, cfg) -> tuple[tuple[int, bytes], ...]:
+def _dec_pairs(r: _Reader, cfg) -> tuple[tuple[int, bytes], ...]:
     out = []
-    for item in _dec_list(raw):
-        if type(item) is not list or len(item) != 2:
-            raise DecodeError("a pair is [id, bytes].")
-        out.append((_dec_id(item[0], cfg), _dec_bytes(None)(item[1], cfg)))
-    ids = [i for i, _ in out]
-    if any(a >= b for a, b in zip(ids, ids[1:])):
-        raise DecodeError("pairs must be sorted by strictly increasing id.")
+    for _ in range(r.array()):
+        r.array(exactly=2)
+        out.append((_check_id(r.scalar(), cfg), _check_bytes(r.scalar())))
+    _check_increasing([i for i, _ in out], "pairs")
     return tuple(out)
 
 
-def _dec_vector(raw, cfg) -> np.ndarray:
-    if type(raw) is not list or len(raw) != 2:
-        raise DecodeError("a vector is [itemsize, bin].")
-    itemsize, payload = raw
+def _dec_vector(r: _Reader, cfg) -> np.ndarray:
+    r.array(exactly=2)
+    itemsize, payload = r.scalar(), r.scalar()
     if itemsize not in (4, 8) or type(itemsize) is not int:
         raise DecodeError(f"a vector's itemsize is 4 or 8, got {itemsize!r}.")
     if type(payload) is not bytes or len(payload) % itemsize:
@@ -281,10 +312,10 @@ def _dec_vector(raw, cfg) -> np.ndarray:
 
 
 _DECODERS = {
-    "id": _dec_id,
-    "key": _dec_bytes(_KEY),
-    "sig": _dec_sig,
-    "session": _dec_bytes(_SESSION),
+    "id": lambda r, cfg: _check_id(r.scalar(), cfg),
+    "key": lambda r, cfg: _check_bytes(r.scalar(), _KEY),
+    "sig": lambda r, cfg: _check_sig(r.scalar()),
+    "session": lambda r, cfg: _check_bytes(r.scalar(), _SESSION),
     "reason": _dec_reason,
     "ids": _dec_ids,
     "keys": _dec_keys,
