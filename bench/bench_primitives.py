@@ -54,3 +54,18 @@ def test_reconstruct_many_100_secrets_cached(benchmark, n):
     lists = [[shares[i] for i in chosen] for shares in batches]
     shamir.reconstruct_many(lists, t)
     assert benchmark(shamir.reconstruct_many, lists, t) == [SECRET] * 100
+
+
+@pytest.mark.parametrize("form", ["Share", "tuple"])
+def test_reconstruct_many_1000_secrets_differing_index_sets(benchmark, form):
+    # The SecAgg+ server's unmasking round: each owner's shares are indexed by
+    # position in its own neighbourhood (k + 1 = 41 here) and different holders
+    # answer, so almost every list has its own index set; t = 19, 33 shares each.
+    t, n, received = 19, 41, 33
+    chooser = random.Random(1)
+    secrets = [chooser.randbytes(32) for _ in range(1000)]
+    lists = [chooser.sample(shares, received) for shares in shamir.split_many(secrets, n, t)]
+    if form == "tuple":
+        lists = [[(share.index, share.value) for share in shares] for shares in lists]
+    assert len({tuple(sorted(s[0] if form == "tuple" else s.index for s in shares)) for shares in lists}) > 990
+    assert benchmark(shamir.reconstruct_many, lists, t) == secrets

@@ -225,7 +225,7 @@ def _reconstruct(cfg, store: dict, owners, what: str) -> dict:
                 threshold=cfg.threshold,
                 round="unmasking",
             )
-        lists.append([shamir.Share(index=position[holder], value=value) for holder, value in pairs])
+        lists.append([(position[holder], value) for holder, value in pairs])
     try:
         secrets = shamir.reconstruct_many(lists, cfg.threshold)
     except ReconstructionError as exc:

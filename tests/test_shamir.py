@@ -5,7 +5,7 @@ import random
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lepton_secagg.exceptions import ReconstructionError
@@ -247,3 +247,117 @@ def test_maximum_secret_and_large_n():
     secret = bytes(range(256)) * 4
     shares = split(secret, 300, 151, DeterministicRng(5))
     assert reconstruct(random.Random(2).sample(shares, 200), 151) == secret
+
+
+def _outcome(shares, t):
+    try:
+        return reconstruct(shares, t)
+    except ReconstructionError as exc:
+        return exc
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.data())
+def test_reconstruct_many_matches_reconstruct_on_differing_index_sets(data):
+    t = data.draw(st.integers(1, 12), label="t")
+    n = data.draw(st.integers(t, 24), label="n")
+    count = data.draw(st.integers(1, 40), label="lists")
+    chooser = random.Random(data.draw(st.integers(0, 2**32), label="seed"))
+    length_pool = data.draw(st.sampled_from([[32], [31, 32], [1, 7, 32, 100]]), label="lengths")
+    secrets = [chooser.randbytes(chooser.choice(length_pool)) for _ in range(count)]
+    batch = split_many(secrets, n, t, DeterministicRng(chooser.getrandbits(64)))
+    # "shared": most lists use one index set (the cached per-set path), else each its own
+    shared = data.draw(st.booleans(), label="shared")
+    common = chooser.sample(range(n), chooser.randint(t, n))
+    lists = []
+    for shares in batch:
+        picked = common if shared and chooser.random() < 0.9 else chooser.sample(range(n), chooser.randint(t, n))
+        lists.append([shares[i] for i in chooser.sample(picked, len(picked))])
+    for _ in range(data.draw(st.integers(0, 3), label="faults")):
+        k = chooser.randrange(count)
+        kind = data.draw(st.sampled_from(["forge", "few", "duplicate", "conflict"]), label="kind")
+        if kind == "few":
+            lists[k] = lists[k][: chooser.randrange(t)]
+        elif not lists[k]:
+            continue
+        elif kind == "forge":
+            victim = chooser.randrange(len(lists[k]))
+            lists[k][victim] = _forge(lists[k][victim], position=chooser.randrange(2, len(lists[k][victim].value)))
+        else:
+            victim = chooser.choice(lists[k])
+            lists[k].append(victim if kind == "duplicate" else _forge(victim))
+    if data.draw(st.booleans(), label="tuples"):
+        lists = [[(share.index, share.value) for share in shares] for shares in lists]
+
+    expected = [_outcome(shares, t) for shares in lists]
+    failures = [k for k, outcome in enumerate(expected) if isinstance(outcome, ReconstructionError)]
+    if not failures:
+        assert reconstruct_many(lists, t) == expected
+        return
+    # malformed lists (bad counts, conflicts, values outside the field) are
+    # reported before inconsistent ones; otherwise the first failing list
+    malformed = [k for k in failures if "forged or corrupted" not in str(expected[k])]
+    first = min(malformed or failures)
+    with pytest.raises(ReconstructionError) as info:
+        reconstruct_many(lists, t)
+    assert str(info.value) == f"share list {first}: {expected[first]}"
+
+
+def test_reconstruct_many_differing_index_sets_recover_and_name_forgeries():
+    secrets = [bytes([k]) * 32 for k in range(50)]
+    batch = split_many(secrets, 41, 19, DeterministicRng("differing"))
+    chooser = random.Random(4)
+    lists = [chooser.sample(shares, 33) for shares in batch]
+    assert reconstruct_many(lists, 19) == secrets
+    pairs = [[(share.index, share.value) for share in shares] for shares in lists]
+    assert reconstruct_many(pairs, 19) == secrets
+    for victim in (0, 17, 49):
+        forged = [list(shares) for shares in lists]
+        spot = chooser.randrange(33)
+        # byte 3 is in the low half of the first limb, which so stays below p
+        forged[victim][spot] = _forge(forged[victim][spot], position=3)
+        with pytest.raises(ReconstructionError, match=f"^share list {victim}: the 33 shares do not lie"):
+            reconstruct_many(forged, 19)
+    with pytest.raises(ReconstructionError, match="^share list 7: reconstruction needs 19 distinct shares, got 18"):
+        reconstruct_many(lists[:7] + [lists[7][:18]] + lists[8:], 19)
+
+
+def test_reconstruct_many_survives_index_set_hash_collisions(monkeypatch):
+    # every row hashes alike: the per-set path must notice the sets differ
+    monkeypatch.setattr(shamir, "_row_hash_weights", lambda count: np.zeros(count, dtype=np.uint64))
+    secrets = [bytes([k]) * 16 for k in range(40)]
+    batch = split_many(secrets, 12, 5, DeterministicRng("collide"))
+    chooser = random.Random(8)
+    lists = [chooser.sample(shares, 8) for shares in batch]
+    assert reconstruct_many(lists, 5) == secrets
+
+
+@pytest.mark.parametrize(
+    "share, error",
+    [((0, b"x" * 6), ValueError), ((1.0, b"x" * 6), TypeError), ((True, b"x" * 6), TypeError),
+     ((1, "x"), TypeError), ((1,), TypeError), ((1, b"x" * 6, 2), TypeError)],
+)
+def test_reconstruct_many_validates_tuples_like_shares(share, error):
+    good = [(share.index, share.value) for share in split(b"abcd", 3, 2)]
+    with pytest.raises(error):
+        reconstruct_many([good, [share] + good], 2)
+    with pytest.raises(error):
+        reconstruct([share] + good, 2)
+
+
+def test_share_fast_constructor_keeps_the_dataclass_behaviour():
+    import dataclasses
+    import enum
+
+    class Position(enum.IntEnum):
+        FIRST = 1
+
+    share = Share(3, b"v")
+    assert share == Share(index=3, value=b"v") and hash(share) == hash(Share(3, b"v"))
+    assert share != Share(4, b"v") and share != (3, b"v")
+    assert dataclasses.replace(share, index=5) == Share(5, b"v")
+    assert Share(Position.FIRST, b"v").index == 1
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        share.index = 4
+    with pytest.raises(TypeError):
+        Share(3)

@@ -25,6 +25,13 @@ first t define (barycentric form, O((s - t) t)), and any disagreement raises
 exactly t shares a forgery cannot be detected, except when it makes a limb
 exceed 30 bits, which is also refused.
 
+``reconstruct_many`` serves a SecAgg+ server, whose share lists mostly have
+different index sets: lists with the same share count are interpolated
+together (``_interpolate_rows``: a table lookup of inverses of index
+differences, a log-depth product and one batched matrix product for all of
+them), and only lists sharing a set with many others use the cached path.
+Shares may be ``(index, value)`` tuples instead of ``Share`` objects.
+
 Inverses of differences of indices come from a cached table of inverses of
 1..N, which is why indices are limited to ``MAX_SHARES`` = 2^20 (far beyond
 any n for which O(n t) sharing is affordable).
@@ -33,6 +40,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -69,23 +77,35 @@ _LOW16 = np.uint64(0xFFFF)
 _SHIFT16 = np.uint64(16)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Share:
     """One party's share: its x-coordinate ``index`` and the encoded evaluations ``value``.
 
-    The value is secret, so it is left out of ``repr``.
+    The value is secret, so it is left out of ``repr``.  ``index`` must be an
+    int in 1..``MAX_SHARES`` (not a bool) and ``value`` bytes.
     """
 
     index: int
     value: bytes = field(repr=False)
 
-    def __post_init__(self):
-        if isinstance(self.index, bool) or not isinstance(self.index, int):
-            raise TypeError(f"a share index must be an int, not {type(self.index).__name__}.")
-        if not 1 <= self.index <= MAX_SHARES:
-            raise ValueError(f"a share index must lie in 1..{MAX_SHARES}, got {self.index}.")
-        if not isinstance(self.value, bytes):
-            raise TypeError(f"a share value must be bytes, not {type(self.value).__name__}.")
+    def __init__(self, index: int, value: bytes):
+        # A server builds tens of thousands of these per round: one combined
+        # test for the usual case, the detailed ones only when it fails.
+        if index.__class__ is not int or not 0 < index <= MAX_SHARES or value.__class__ is not bytes:
+            _check_share(index, value)
+        # frozen: write the fields past the refusing __setattr__
+        fields = self.__dict__
+        fields["index"] = index
+        fields["value"] = value
+
+
+def _check_share(index, value) -> None:
+    if isinstance(index, bool) or not isinstance(index, int):
+        raise TypeError(f"a share index must be an int, not {type(index).__name__}.")
+    if not 1 <= index <= MAX_SHARES:
+        raise ValueError(f"a share index must lie in 1..{MAX_SHARES}, got {index}.")
+    if not isinstance(value, bytes):
+        raise TypeError(f"a share value must be bytes, not {type(value).__name__}.")
 
 
 def share_size(secret_size: int) -> int:
@@ -150,41 +170,61 @@ def split_many(secrets: Sequence[bytes], n: int, t: int, rng: Rng | None = None)
     return result
 
 
-def reconstruct(shares: Sequence[Share], t: int) -> bytes:
+def reconstruct(shares: Sequence[Share | tuple[int, bytes]], t: int) -> bytes:
     """The secret behind ``shares``, produced by ``split`` with threshold ``t``.
 
-    Repeated identical shares count once.  Every share beyond the first t
-    (by index) must agree with the polynomial the first t define.
+    Each share is a ``Share`` or an ``(index, value)`` tuple, validated as
+    ``Share`` would.  Repeated identical shares count once.  Every share
+    beyond the first t (by index) must agree with the polynomial the first t
+    define.
 
     Raises:
-        TypeError / ValueError: ``shares`` is not a sequence of ``Share`` or t is bad.
+        TypeError / ValueError: ``shares`` is not a sequence of shares or t is bad.
         ReconstructionError: fewer than t distinct indices; two different
             values for one index; shares of different lengths or malformed;
             shares that do not lie on one polynomial of degree < t.
     """
-    return _reconstruct_groups([_collect(shares, t)], t, prefix=None)[0]
+    indices, length, ys = _collect(shares, t)
+    limbs, inconsistent = _interpolate_shared(indices, ys[None], t)
+    secret = None if inconsistent[0] else _from_limbs(limbs[0], length)
+    if secret is None:
+        raise ReconstructionError(_failure(bool(inconsistent[0]), len(indices), t))
+    return secret
 
 
-def reconstruct_many(share_lists: Sequence[Sequence[Share]], t: int) -> list[bytes]:
+def reconstruct_many(share_lists: Sequence[Sequence[Share | tuple[int, bytes]]], t: int) -> list[bytes]:
     """``[reconstruct(shares, t) for shares in share_lists]``, batched.
 
-    Lists with the same set of indices share one set of Lagrange coefficients
-    and one matrix product, so recovering hundreds of secrets from the same
-    survivors costs little more than recovering one.
+    Lists whose index sets differ (a SecAgg+ server's usual case) are
+    interpolated together, all lists with the same number of shares in a few
+    array operations; lists that share one index set with many others
+    (``_SHARED_SET_MIN`` or more) use that set's cached coefficients and one
+    matrix product instead.  Shares may be ``Share`` objects or
+    ``(index, value)`` tuples (validated the same way), which saves building
+    a ``Share`` per share.
 
     Raises:
-        ReconstructionError: as ``reconstruct``, for the first failing list;
-            the message names its position.
+        TypeError / ValueError: as ``reconstruct``.
+        ReconstructionError: as ``reconstruct``, for the first failing list
+            (malformed lists are reported before inconsistent ones); the
+            message names its position.
     """
     if not isinstance(share_lists, Sequence):
         raise TypeError(f"share_lists must be a sequence, not {type(share_lists).__name__}.")
-    collected = []
-    for position, shares in enumerate(share_lists):
-        try:
-            collected.append(_collect(shares, t))
-        except ReconstructionError as exc:
-            raise ReconstructionError(f"share list {position}: {exc}") from None
-    return _reconstruct_groups(collected, t, prefix="share list ")
+    if not share_lists:
+        return []
+    batches = _gather(share_lists, t)
+    if batches is None:
+        # something unusual (duplicates, mixed sizes, ..., or an error): the
+        # list-by-list validation, which also names the first bad list
+        collected = []
+        for position, shares in enumerate(share_lists):
+            try:
+                collected.append(_collect(shares, t))
+            except ReconstructionError as exc:
+                raise ReconstructionError(f"share list {position}: {exc}") from None
+        batches = _batches(collected)
+    return _recover(batches, len(share_lists), t, prefix="share list ", shared_min=_SHARED_SET_MIN)
 
 
 def lagrange_coefficients(indices: tuple[int, ...]) -> np.ndarray:
@@ -212,17 +252,23 @@ def lagrange_coefficients(indices: tuple[int, ...]) -> np.ndarray:
 # --- reconstruction -------------------------------------------------------
 
 
-def _collect(shares: Sequence[Share], t: int) -> tuple[tuple[int, ...], int, np.ndarray]:
-    """Validate one secret's shares: (sorted indices, secret length, limbs as an (s, m) uint64 array)."""
+def _check_t(t) -> None:
     if isinstance(t, bool) or not isinstance(t, int):
         raise TypeError(f"t must be an int, not {type(t).__name__}.")
     if not 1 <= t <= MAX_SHARES:
         raise ValueError(f"t must lie in 1..{MAX_SHARES}, got {t}.")
+
+
+def _collect(shares: Sequence[Share], t: int) -> tuple[tuple[int, ...], int, np.ndarray]:
+    """Validate one secret's shares: (sorted indices, secret length, limbs as an (s, m) uint64 array)."""
+    _check_t(t)
     if not isinstance(shares, Sequence):
         raise TypeError(f"shares must be a sequence of Share, not {type(shares).__name__}.")
     by_index: dict[int, bytes] = {}
     for share in shares:
-        if not isinstance(share, Share):
+        if isinstance(share, tuple):
+            share = Share(*share)
+        elif not isinstance(share, Share):
             raise TypeError(f"expected a Share, got {type(share).__name__}.")
         if by_index.setdefault(share.index, share.value) != share.value:
             raise ReconstructionError(f"two shares have index {share.index} but different values.")
@@ -247,47 +293,220 @@ def _collect(shares: Sequence[Share], t: int) -> tuple[tuple[int, ...], int, np.
     return indices, length, limbs
 
 
-def _reconstruct_groups(collected, t: int, prefix: str | None) -> list[bytes]:
-    """Recover each collected secret, batching those with the same index set."""
-    groups: dict[tuple[int, ...], list[int]] = {}
-    for position, (indices, _, _) in enumerate(collected):
-        groups.setdefault(indices, []).append(position)
+# A batch: (positions (L,), sorted indices X (L, s) int64, limbs Y (L, s, m)
+# uint64, secret lengths (L,) int64) of L lists with s distinct shares each.
+_Batch = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
-    secrets: list[bytes] = [b""] * len(collected)
-    for indices, positions in groups.items():
-        blocks = [collected[k][2] for k in positions]
-        ys = np.concatenate(blocks, axis=1) if len(blocks) > 1 else blocks[0]
-        if len(indices) > t:
-            weighted_inverses, scale = _extension(indices[:t], indices[t:])
-            predicted = _mulmod(_matmul_mod(weighted_inverses, ys[:t]), scale)
-            bad = (predicted != ys[t:]).any(axis=0)
-            if bad.any():
-                first = positions[_block_of(blocks, int(np.argmax(bad)))]
-                where = "" if prefix is None else f"{prefix}{first}: "
-                raise ReconstructionError(
-                    f"{where}the {len(indices)} shares do not lie on one polynomial of degree < {t}; "
-                    "at least one of them is forged or corrupted."
-                )
-        limbs = _matmul_mod(_halves(_lagrange_at_zero(indices[:t])[None, :]), ys[:t])[0]
-        start = 0
-        for k, block in zip(positions, blocks):
-            width = block.shape[1]
-            secret = _from_limbs(limbs[start : start + width], collected[k][1])
-            if secret is None:
-                where = "" if prefix is None else f"{prefix}{k}: "
-                raise ReconstructionError(
-                    f"{where}the shares interpolate to a value that no secret encodes; "
-                    "at least one of them is forged or corrupted."
-                )
-            secrets[k] = secret
-            start += width
+#: lists sharing one index set with at least this many others of a
+#: ``reconstruct_many`` call use that set's cached coefficients
+_SHARED_SET_MIN = 16
+#: elements of the (t, L, s) difference array of one batched pass
+_CHUNK_ELEMENTS = 1 << 17
+
+_ONLY_SHARES, _ONLY_TUPLES, _ONLY_INTS, _ONLY_BYTES, _ONLY_PAIRS = {Share}, {tuple}, {int}, {bytes}, {2}
+_get_index = operator.attrgetter("index")
+_get_value = operator.attrgetter("value")
+
+
+def _batches(collected) -> list[_Batch]:
+    """``_collect`` results grouped into batches by share count and limb count."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for position, (indices, _, limbs) in enumerate(collected):
+        groups.setdefault(limbs.shape, []).append(position)
+    return [
+        (
+            np.array(positions, dtype=np.int64),
+            np.array([collected[k][0] for k in positions], dtype=np.int64),
+            np.stack([collected[k][2] for k in positions]),
+            np.array([collected[k][1] for k in positions], dtype=np.int64),
+        )
+        for positions in groups.values()
+    ]
+
+
+def _gather(share_lists, t: int) -> list[_Batch] | None:
+    """``_batches`` of ``share_lists`` with a few passes over all shares at once.
+
+    Handles the usual case only: every list a sequence of at least t shares,
+    each all ``Share`` or all ``(int, bytes)`` tuples, all of one value size, without
+    repeated indices, well formed.  Returns None otherwise, leaving the
+    list-by-list ``_collect`` to sort it out (and to name the bad list).
+    """
+    _check_t(t)
+    indices: list = []
+    blobs = []
+    counts = []
+    sizes: set = set()
+    tuples = False
+    # list by list, so each list's objects are still in cache for the next pass
+    for shares in share_lists:
+        if shares.__class__ is not list and not isinstance(shares, Sequence):
+            return None
+        kinds = set(map(type, shares))
+        if kinds == _ONLY_SHARES:
+            indices += map(_get_index, shares)
+            values = list(map(_get_value, shares))
+        elif kinds == _ONLY_TUPLES and set(map(len, shares)) == _ONLY_PAIRS:
+            tuples = True
+            listed, values = zip(*shares)
+            indices += listed
+            if set(map(type, values)) != _ONLY_BYTES:
+                return None
+        else:
+            return None  # (also an empty list)
+        sizes.update(map(len, values))
+        blobs.append(b"".join(values))
+        counts.append(len(values))
+    counts = np.array(counts, dtype=np.int64)
+    if int(counts.min()) < t or len(sizes) != 1 or (tuples and set(map(type, indices)) != _ONLY_INTS):
+        return None
+    size = sizes.pop()
+    width, ragged = divmod(size - _HEADER, 4)
+    if size <= _HEADER or ragged:
+        return None
+    index = np.array(indices, dtype=np.int64)
+    if int(index.min()) < 1 or int(index.max()) > MAX_SHARES:
+        return None
+    rows = np.frombuffer(b"".join(blobs), dtype=np.uint8).reshape(len(indices), size)
+    starts = np.cumsum(counts) - counts
+
+    batches = []
+    for count in np.unique(counts).tolist():
+        positions = np.flatnonzero(counts == count)
+        where = starts[positions][:, None] + np.arange(count)  # (L, s) rows of ``rows``
+        order = np.argsort(index[where], axis=1)
+        where = np.take_along_axis(where, order, axis=1)
+        xs = index[where]
+        if (xs[:, 1:] == xs[:, :-1]).any():
+            return None  # repeated indices: identical (allowed) or conflicting
+        block = rows[where]  # (L, s, size)
+        header = block[:, :, 0].astype(np.int64) | (block[:, :, 1].astype(np.int64) << 8)
+        if (header != header[:, :1]).any():
+            return None
+        lengths = header[:, 0]
+        if (lengths < 1).any() or (lengths > MAX_SECRET_SIZE).any() or ((8 * lengths + _LIMB_BITS - 1) // _LIMB_BITS != width).any():
+            return None
+        limbs = np.ascontiguousarray(block[:, :, _HEADER:]).view("<u4")
+        if int(limbs.max()) >= PRIME:
+            return None
+        batches.append((positions, xs, limbs.astype(np.uint64), lengths))
+    return batches
+
+
+def _recover(batches: list[_Batch], total: int, t: int, prefix: str | None, shared_min: int) -> list[bytes]:
+    """The secrets of ``total`` lists given as ``batches``; raises for the first bad list.
+
+    Rows whose index set occurs ``shared_min`` times or more in a batch go
+    through the cached per-set path, the others through ``_interpolate_rows``.
+    """
+    secrets: list = [None] * total
+    failures: dict[int, str] = {}
+    for positions, xs, ys, lengths in batches:
+        s = xs.shape[1]
+        parts = []  # (rows of the batch, limbs of the secrets, inconsistent)
+        rest = np.arange(len(positions))
+        if len(positions) >= shared_min:
+            # rows with equal index sets have equal hashes (and other rows almost never)
+            hashes = (xs.astype(np.uint64) * _row_hash_weights(s)).sum(axis=1)
+            _, inverse, counts = np.unique(hashes, return_inverse=True, return_counts=True)
+            shared = counts[inverse] >= shared_min
+            for k in np.flatnonzero(counts >= shared_min).tolist():
+                rows = np.flatnonzero(inverse == k)
+                if (xs[rows] != xs[rows[0]]).any():  # a collision: leave those rows to the general path
+                    shared[rows] = False
+                    continue
+                block = ys if len(rows) == len(ys) else ys[rows]
+                parts.append((rows, *_interpolate_shared(tuple(xs[rows[0]].tolist()), block, t)))
+            rest = np.flatnonzero(~shared)
+        step = max(1, _CHUNK_ELEMENTS // (t * s))
+        for start in range(0, len(rest), step):
+            rows = rest[start : start + step]
+            parts.append((rows, *_interpolate_rows(xs[rows], ys[rows], t)))
+        for rows, limbs, inconsistent in parts:
+            decoded = _from_limbs_many(limbs, lengths[rows])
+            for position, secret, bad in zip(positions[rows].tolist(), decoded, inconsistent.tolist()):
+                if bad or secret is None:
+                    failures[position] = _failure(bad, s, t)
+                else:
+                    secrets[position] = secret
+    if failures:
+        first = min(failures)
+        where = "" if prefix is None else f"{prefix}{first}: "
+        raise ReconstructionError(where + failures[first])
     return secrets
 
 
-def _block_of(blocks: list[np.ndarray], column: int) -> int:
-    """The position in ``blocks`` of the block holding concatenated ``column``."""
-    ends = np.cumsum([b.shape[1] for b in blocks])
-    return int(np.searchsorted(ends, column, side="right"))
+def _row_hash_weights(count: int) -> np.ndarray:
+    """``count`` pseudo-random odd uint64 multipliers (splitmix64 of 1..count) for hashing index rows."""
+    z = np.arange(1, count + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    z ^= z >> np.uint64(30)
+    z *= np.uint64(0xBF58476D1CE4E5B9)
+    z ^= z >> np.uint64(27)
+    z *= np.uint64(0x94D049BB133111EB)
+    z ^= z >> np.uint64(31)
+    return z | np.uint64(1)
+
+
+def _failure(inconsistent: bool, count: int, t: int) -> str:
+    """Why ``count`` distinct, well-formed shares did not give a secret."""
+    if inconsistent:
+        return (
+            f"the {count} shares do not lie on one polynomial of degree < {t}; "
+            "at least one of them is forged or corrupted."
+        )
+    return "the shares interpolate to a value that no secret encodes; at least one of them is forged or corrupted."
+
+
+def _interpolate_shared(indices: tuple[int, ...], ys: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
+    """(limbs (L, m) of f(0), inconsistent (L,)) for L lists all with share indices ``indices``.
+
+    Uses the cached Lagrange coefficients of ``indices[:t]`` and extension of
+    ``indices[t:]``, and one matrix product over all L lists' limbs.
+    """
+    count, s, m = ys.shape
+    columns = ys[0] if count == 1 else ys.transpose(1, 0, 2).reshape(s, count * m)
+    if s > t:
+        weighted_inverses, scale = _extension(indices[:t], indices[t:])
+        predicted = _mulmod(_matmul_mod(weighted_inverses, columns[:t]), scale)
+        inconsistent = (predicted != columns[t:]).reshape(s - t, count, m).any(axis=(0, 2))
+    else:
+        inconsistent = np.zeros(count, dtype=bool)
+    limbs = _matmul_mod(_halves(_lagrange_at_zero(indices[:t])[None, :]), columns[:t])[0]
+    return limbs.reshape(count, m), inconsistent
+
+
+def _interpolate_rows(xs: np.ndarray, ys: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
+    """(limbs (L, m) of f(0), inconsistent (L,)) for L lists, each with its own indices.
+
+    ``xs`` (L, s) holds each list's sorted indices, ``ys`` (L, s, m) its limbs;
+    row l's polynomial is the one through its first t points.  With
+    l(x) = prod_j (x_j - x) and w_i = prod_{j != i} 1 / (x_j - x_i) over those
+    points, f(x) = -l(x) S(x), S(x) = sum_i w_i y_i / (x - x_i) (barycentric
+    form), for x = 0 and every further index x_e.  Share e is consistent iff
+    y_e / l(x_e) = -S(x_e).  Everything is a table lookup of an inverse of an
+    index difference, a log-depth product or one batched matrix product.
+    """
+    count, s, m = ys.shape
+    size = _table_size(int(xs[:, -1].max()))
+    inverse = _signed_inverses(size)  # [size + d] = 1 / d, [size] = 1
+    xs = xs.astype(np.int32)  # indices and table positions are below 2^22
+    basis = xs[:, :t]
+    # [j, l, c] = 1 / (x_j - x_c), j < t: the products over j are w (c < t; the
+    # diagonal is 1) and 1 / l(x_c) (c >= t)
+    products = _product_mod(inverse[(basis.T + size)[:, :, None] - xs[None, :, :]])
+    ell_at_zero = _product_mod(basis.T.astype(np.uint64))
+    weighted = _mulmod(ys[:, :t], products[:, :t, None])  # w_i y_i
+    points = xs[:, t:].copy()
+    # [l, e, i] = 1 / (x_e - x_i) for x_e = 0 and each extra index
+    differences = np.empty((count, s - t + 1, t), dtype=np.int32)
+    differences[:, 0] = size - basis
+    np.subtract((points + size)[:, :, None], basis[:, None, :], out=differences[:, 1:])
+    sums = _matmul_mod_batched(inverse[differences], weighted)  # S, (L, s - t + 1, m)
+    limbs = _mulmod(sums[:, 0], (_P - ell_at_zero)[:, None])
+    check = _mulmod(ys[:, t:], products[:, t:, None])
+    check += sums[:, 1:]
+    inconsistent = _reduce(check).any(axis=(1, 2))
+    return limbs, inconsistent
 
 
 @functools.lru_cache(maxsize=64)
@@ -350,14 +569,30 @@ def _mulmod(a, b) -> np.ndarray:
 
 
 def _product_mod(matrix: np.ndarray) -> np.ndarray:
-    """The product mod PRIME of each column, by halving (log-depth; the halves are contiguous)."""
+    """The product mod PRIME of each column (along axis 0), by halving (log-depth; the halves are contiguous).
+
+    Intermediate products are only folded below 2^32 (two folds, not a full
+    reduction: a product of two such is still below 2^64); the result is reduced.
+    """
     while matrix.shape[0] > 1:
         half = matrix.shape[0] // 2
-        folded = _mulmod(matrix[:half], matrix[half : 2 * half])
+        folded = _mulmod_lazy(matrix[:half], matrix[half : 2 * half])
         if matrix.shape[0] % 2:
-            folded[0] = _mulmod(folded[0], matrix[-1])
+            folded[0] = _mulmod_lazy(folded[0], matrix[-1])
         matrix = folded
-    return matrix[0].copy()
+    return _reduce(matrix[0].copy())
+
+
+def _mulmod_lazy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """A value < 2^32 congruent to a * b mod PRIME, for uint64 a, b < 2^32."""
+    z = np.multiply(a, b, dtype=np.uint64)
+    high = z >> _SHIFT31
+    z &= _P
+    z += high  # < 2^31 + 2^33
+    np.right_shift(z, _SHIFT31, out=high)
+    z &= _P
+    z += high  # < 2^31 + 8
+    return z
 
 
 def _difference_matrix(rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
@@ -398,6 +633,51 @@ def _inverse_of_differences(differences: np.ndarray) -> np.ndarray:
     negative = (differences < 0) & (inverses != 0)
     inverses[negative] = _P - inverses[negative]
     return inverses
+
+
+@functools.lru_cache(maxsize=4)
+def _signed_inverses(size: int) -> np.ndarray:
+    """``table[size + d] = d^-1 mod PRIME`` for 0 < |d| < size, and ``table[size] = 1``; read-only.
+
+    The 1 at d = 0 makes the diagonal of a product over differences x_j - x_i drop out.
+    """
+    positive = _small_inverses(size)
+    table = np.empty(2 * size, dtype=np.uint64)
+    table[size:] = positive
+    table[1 : size + 1] = (_P - positive)[::-1]  # [size - d] = -(1 / d)
+    table[0] = 0
+    table[size] = 1
+    table.flags.writeable = False
+    return table
+
+
+def _matmul_mod_batched(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a[l] @ b[l] mod PRIME`` for stacks (L, r, k), (L, k, c) of uint64 elements, exactly.
+
+    Only ``a`` is cut into 16-bit and 15-bit halves: a partial product is below
+    2^47 and a sum of up to 64 stays below 2^53, so float64 BLAS is exact; a
+    longer k is done 64 at a time.
+    """
+    rows = a.shape[1]
+    total = None
+    for start in range(0, a.shape[2], 64):
+        part = a[:, :, start : start + 64]
+        halves = np.empty((a.shape[0], 2 * rows, part.shape[2]), dtype=np.float64)
+        halves[:, :rows] = part & _LOW16
+        halves[:, rows:] = part >> _SHIFT16
+        product = np.matmul(halves, b[:, start : start + 64].astype(np.float64)).astype(np.uint64)
+        high = product[:, rows:]  # < 2^52, weighs 2^16 = 2^31 / 2^15
+        step = high >> np.uint64(15)
+        high &= np.uint64(0x7FFF)
+        high <<= _SHIFT16
+        step += high
+        step += product[:, :rows]  # < 2^54
+        step = _reduce(step)
+        if total is None:
+            total = step
+        else:
+            total += step
+    return _reduce(total) if a.shape[2] > 64 else total
 
 
 def _halves(a: np.ndarray) -> np.ndarray:
@@ -511,6 +791,23 @@ def _from_limbs(limbs: np.ndarray, length: int) -> bytes | None:
     if bits[8 * length :].any():
         return None
     return np.packbits(bits[: 8 * length], bitorder="little").tobytes()
+
+
+def _from_limbs_many(limbs: np.ndarray, lengths: np.ndarray) -> list[bytes | None]:
+    """``[_from_limbs(row, length) ...]`` for an (L, m) array of limbs, in a few passes."""
+    count, width = limbs.shape
+    if count == 0:
+        return []
+    bits = np.unpackbits(limbs.astype("<u4").view(np.uint8).reshape(count, width, 4), axis=2, bitorder="little")
+    bits = bits[:, :, :_LIMB_BITS].reshape(count, width * _LIMB_BITS)
+    beyond = np.arange(width * _LIMB_BITS)[None, :] >= 8 * lengths[:, None]
+    invalid = (limbs >> np.uint64(_LIMB_BITS)).any(axis=1) | (bits.astype(bool) & beyond).any(axis=1)
+    packed = np.packbits(bits, axis=1, bitorder="little")
+    blob, stride = packed.tobytes(), packed.shape[1]
+    return [
+        None if bad else blob[row * stride : row * stride + length]
+        for row, (bad, length) in enumerate(zip(invalid.tolist(), lengths.tolist()))
+    ]
 
 
 def _check_secret_size(size: int) -> None:
