@@ -13,11 +13,13 @@ from __future__ import annotations
 from . import _client_rounds
 from ._state import CLIENT_TRANSITIONS, Round, Start
 from .config import Config
-from .exceptions import LocalProtocolError, RemoteProtocolError
+from .exceptions import DecodeError, LocalProtocolError, RemoteProtocolError
 from .hazmat import ring
+from .hazmat.agreement import keypair_from_private
 from .hazmat.rng import Rng, resolve
 from .hazmat.sign import Identity
 from .messages import Abort
+from .wire import decode_client_state, encode_client_state
 
 __all__ = ["Client"]
 
@@ -60,6 +62,11 @@ class Client:
         return self._ctx.client_id
 
     @property
+    def config(self) -> Config:
+        """The session configuration."""
+        return self._ctx.cfg
+
+    @property
     def round(self) -> Round:
         """The round whose server message the client expects next (or a terminal state)."""
         return self._round
@@ -94,6 +101,59 @@ class Client:
         if isinstance(msg, Start):
             raise LocalProtocolError("use start() to begin; Start is not a server message.", round=self._round.value, client_id=self.client_id)
         return self._step(type(msg), msg)
+
+    def export_state(self) -> bytes:
+        """The whole session as bytes, for frameworks whose clients do not live between calls.
+
+        The bytes contain this client's private keys and shares: keep them
+        where you would keep a private key, never send them.  ``restore``
+        turns them back into a session.
+        """
+        st = self._state
+        return encode_client_state({
+            "client_id": self.client_id,
+            "round": self._round.value,
+            "encryption": None if st.encryption is None else st.encryption.private,
+            "masking": None if st.masking is None else st.masking.private,
+            "seed": st.seed,
+            "input": st.input,
+            "session_id": st.session_id,
+            "peers": st.peers,
+            "box_keys": st.box_keys,
+            "shares": st.shares,
+            "survivors": st.survivors,
+        })
+
+    @classmethod
+    def restore(cls, cfg: Config, data: bytes, rng: Rng | None = None, identity: Identity | None = None) -> "Client":
+        """The session saved by ``export_state``, under the same ``cfg``.
+
+        Raises:
+            DecodeError: ``data`` is not a client state for ``cfg``.
+        """
+        fields = decode_client_state(data, cfg)
+        try:
+            round_ = Round(fields["round"])
+        except ValueError:
+            raise DecodeError(f"unknown round {fields['round']!r} in the client state.") from None
+        client = cls(cfg, fields["client_id"], rng=rng, identity=identity)
+        shares = fields["shares"]
+        if any(v is not None and len(v) != 2 for v in shares.values()):
+            raise DecodeError("malformed shares in the client state.")
+        keypair = lambda private: None if private is None else keypair_from_private(private)  # noqa: E731
+        client._state = _client_rounds.ClientState(
+            encryption=keypair(fields["encryption"]),
+            masking=keypair(fields["masking"]),
+            seed=fields["seed"],
+            input=None if fields["input"] is None else fields["input"].copy(),
+            session_id=fields["session_id"],
+            peers=fields["peers"],
+            box_keys=fields["box_keys"],
+            shares=shares,
+            survivors=fields["survivors"],
+        )
+        client._round = round_
+        return client
 
     def abort(self, reason: str) -> Abort:
         """Leave the session: forget every secret and return the ``Abort`` to send."""

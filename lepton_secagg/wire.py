@@ -30,7 +30,16 @@ from .messages import (
     UnmaskingShares,
 )
 
-__all__ = ["WIRE_VERSION", "TAGS", "encode", "decode", "encode_config", "decode_config"]
+__all__ = [
+    "WIRE_VERSION",
+    "TAGS",
+    "encode",
+    "decode",
+    "encode_config",
+    "decode_config",
+    "encode_client_state",
+    "decode_client_state",
+]
 
 WIRE_VERSION = 1
 _DEFAULT_LIMIT = 1 << 31
@@ -204,6 +213,85 @@ def decode_config(data: bytes):
         return Config(**kwargs)
     except (TypeError, ValueError) as exc:
         raise DecodeError(f"the configuration is invalid: {exc}") from None
+
+
+_STATE_TAG = 64
+_STATE_FIELDS = ("client_id", "round", "encryption", "masking", "seed", "input", "session_id", "peers", "box_keys", "shares", "survivors")
+
+
+def encode_client_state(fields: dict) -> bytes:
+    """A client session's state as bytes, for frameworks that keep it between calls.
+
+    The bytes hold the client's private keys: store them like a private key.
+    ``fields`` is what ``Client.export_state`` assembles.
+    """
+    f = fields
+
+    def optional(value, encode=lambda v: v):
+        return [] if value is None else [encode(value)]  # an array of 0 or 1: msgpack cannot peek
+
+    body = [
+        f["client_id"],
+        f["round"],
+        optional(f["encryption"]),
+        optional(f["masking"]),
+        optional(f["seed"]),
+        optional(f["input"], _enc_vector),
+        f["session_id"],
+        _ENCODERS["keys"](f["peers"].values()),
+        _ENCODERS["pairs"](sorted(f["box_keys"].items())),
+        [[owner, a, b] for owner, (a, b) in sorted(f["shares"].items())],
+        optional(f["survivors"], list),
+    ]
+    return msgpack.packb([WIRE_VERSION, _STATE_TAG, body], use_bin_type=True)
+
+
+def decode_client_state(data: bytes, cfg) -> dict:
+    """The fields written by ``encode_client_state``, checked against ``cfg``.
+
+    Raises:
+        DecodeError: not a valid client state of this version.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise DecodeError(f"a client state is bytes, not {type(data).__name__}.")
+    limit = cfg.max_message_bytes * 4 + 256 * cfg.neighborhood_size
+    if len(data) > limit:
+        raise DecodeError(f"the client state is {len(data)} bytes, over the limit of {limit}.")
+    r = _Reader(data, limit)
+
+    def optional(read):
+        count = r.array()
+        if count > 1:
+            raise DecodeError("an optional field holds at most one value.")
+        return read() if count else None
+
+    try:
+        if not (r.array() == 3 and _is_int(r.scalar(), WIRE_VERSION) and _is_int(r.scalar(), _STATE_TAG) and r.array() == len(_STATE_FIELDS)):
+            raise DecodeError("not a version-1 client state.")
+        out = {"client_id": _check_id(r.scalar(), cfg)}
+        rnd = r.scalar()
+        if type(rnd) is not str:
+            raise DecodeError("the round must be a string.")
+        out["round"] = rnd
+        for name in ("encryption", "masking", "seed"):
+            out[name] = optional(lambda: _check_bytes(r.scalar(), _KEY))
+        out["input"] = optional(lambda: _dec_vector(r, cfg))
+        out["session_id"] = _check_bytes(r.scalar())
+        out["peers"] = {e.client_id: e for e in _dec_keys(r, cfg)}
+        out["box_keys"] = dict(_dec_pairs(r, cfg))
+        shares = {}
+        for _ in range(r.array()):
+            r.array(exactly=3)
+            owner = _check_id(r.scalar(), cfg)
+            shares[owner] = (_check_bytes(r.scalar()), _check_bytes(r.scalar()))
+        out["shares"] = shares
+        out["survivors"] = optional(lambda: _dec_ids(r, cfg))
+        r.finish()
+    except (ValueError, msgpack.UnpackException, TypeError, OverflowError, RecursionError) as exc:
+        if isinstance(exc, DecodeError):
+            raise
+        raise DecodeError(f"the bytes are not a valid client state: {type(exc).__name__}.") from None
+    return out
 
 
 def _is_int(value, expected: int) -> bool:

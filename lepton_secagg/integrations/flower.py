@@ -26,8 +26,8 @@ Message layout: every message of the protocol is one ``ConfigRecord`` named
 bytes>}``; the first one also carries the encoded ``Config``, the client id
 and the quantiser (``clip``, ``step``, ``bits``, ``num_clients``,
 ``max_weight``).  The mod keeps its session between messages in the node's
-``Context.state`` (a pickled ``Client``, like Flower's mod keeps its keys
-there); this state never leaves the node.
+``Context.state`` (``Client.export_state`` bytes and the quantiser's fields,
+as Flower's mod keeps its keys there); this state never leaves the node.
 
 ``flwr`` is imported lazily, inside the functions, so this module imports
 without it.
@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 import time
 from dataclasses import dataclass, field
 
@@ -122,7 +121,7 @@ def lepton_secagg_mod(msg, ctxt, call_next):
     if session is None:
         raise RuntimeError(f"lepton_secagg_mod got round {stage!r} but holds no session (it missed the setup).")
     client, quantizer = session
-    cfg = client._ctx.cfg  # noqa: SLF001 (the session's own configuration)
+    cfg = client.config
     try:
         request = decode(record["msg"], cfg)
     except DecodeError as exc:
@@ -183,15 +182,27 @@ def _flatten(arrays) -> np.ndarray:
 def _save(ctxt, client: Client, quantizer: Quantizer) -> None:
     from flwr.app import ConfigRecord
 
-    ctxt.state.config_records[STATE_KEY] = ConfigRecord({"session": pickle.dumps((client, quantizer))})
+    ctxt.state.config_records[STATE_KEY] = ConfigRecord({
+        "config": encode_config(client.config),
+        "session": client.export_state(),
+        "clip": quantizer.clip,
+        "step": quantizer.step,
+        "bits": quantizer.bits,
+        "num_clients": quantizer.num_clients,
+        "max_weight": quantizer.max_weight,
+    })
 
 
 def _load(ctxt):
     record = ctxt.state.config_records.get(STATE_KEY)
     if record is None or "session" not in record:
         return None
-    # The node's own local state, written by _save above; never received from the network.
-    return pickle.loads(record["session"])  # noqa: S301
+    cfg = decode_config(record["config"])
+    quantizer = Quantizer(
+        clip=float(record["clip"]), step=float(record["step"]), bits=int(record["bits"]),
+        num_clients=int(record["num_clients"]), max_weight=int(record["max_weight"]),
+    )
+    return Client.restore(cfg, record["session"]), quantizer
 
 
 def _forget(ctxt) -> None:
