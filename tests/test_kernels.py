@@ -233,6 +233,53 @@ def test_every_kernel_matches_reference(every_kernel):
     every_kernel(check)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_every_chacha_kernel_offset_sweep(c_only, dtype):
+    """Each ChaCha20 pipeline at every element offset across two 1 KiB batches.
+
+    The SIMD pipelines start their 8 or 16 lanes at any block counter (a
+    partial first block runs one batch from the block the range starts in),
+    precompute the counter-free part of the first round once per key, and
+    handle a partial tail; lengths around the batch sizes catch all three.
+    Also the last blocks of the stream, where the lanes pass 2^32 - 1.
+    """
+    rng = np.random.default_rng(8439)
+    isz = np.dtype(dtype).itemsize
+    keys = make_keys(rng, "chacha20", 2)
+    signs = [1, -1]
+    span = 2 * 1024 // isz + 64
+    lengths = [1, 15, 16, 17, 512 // isz - 1, 512 // isz + 1, 1024 // isz, 1024 // isz + 3, 3 * 1024 // isz + 5]
+    words = [np.frombuffer(keystream("chacha20", k, (span + max(lengths)) * isz, 0), dtype=f"<u{isz}")
+             for k in keys]
+    end = STREAM_LIMITS["chacha20"] // isz
+    tail_words = [np.frombuffer(keystream("chacha20", k, 4096 * isz, (end - 4096) * isz), dtype=f"<u{isz}")
+                  for k in keys]
+    try:
+        for cha in c_only._available_kernels()["chacha20"]:
+            c_only._set_kernels(None, cha)
+            for offset in range(0, span, 1 if cha != "scalar" else 7):
+                n = lengths[offset % len(lengths)]
+                v = random_vector(rng, n, dtype)
+                expected = v.copy()
+                for w, sign in zip(words, signs):
+                    ks = w[offset:offset + n].astype(dtype)
+                    expected = expected + ks if sign > 0 else expected - ks
+                c_only.add_masks(v, keys, signs, "chacha20", offset, 1)
+                assert v.tobytes() == expected.tobytes(), (cha, offset, n)
+            for n in list(range(1, 40)) + [255, 256, 257, 1031, 2048]:
+                for back in (0, 1, 5):
+                    offset = end - n - back
+                    v = random_vector(rng, n, dtype)
+                    expected = v.copy()
+                    for w, sign in zip(tail_words, signs):
+                        ks = w[4096 - n - back:4096 - back].astype(dtype)
+                        expected = expected + ks if sign > 0 else expected - ks
+                    c_only.add_masks(v, keys, signs, "chacha20", offset, 1)
+                    assert v.tobytes() == expected.tobytes(), (cha, "end", n, back)
+    finally:
+        c_only._set_kernels()
+
+
 @pytest.mark.parametrize("suite", sorted(SUITES))
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_c_threads_bit_identical(c_only, suite, dtype):
