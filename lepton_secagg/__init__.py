@@ -21,7 +21,7 @@ from .messages import __all__ as _messages_all
 from .server import AggregationResult, Server
 from .wire import decode, encode
 
-from . import encoding, hazmat, testing  # noqa: E402  (ls.testing.simulate, ls.encoding)
+from . import adapters, encoding, hazmat, testing  # noqa: E402  (ls.testing.simulate, ls.encoding, ls.adapters.torch)
 
 __all__ = [
     "__version__",

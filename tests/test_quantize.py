@@ -221,3 +221,14 @@ def test_default_rounding_randomness_comes_from_the_os():
     assert not np.array_equal(first, second)  # fails with probability 2^-64
     seeded = [quantize(values, 1.0, 0.1, rng=_rng(5))[0] for _ in range(2)]
     assert np.array_equal(*seeded)
+
+
+def test_64_bit_single_client_grid_stays_exact():
+    """The finest grid is capped at 2^53 levels, which float64 holds exactly."""
+    q = Quantizer(clip=1.0, bits=64, num_clients=1)
+    assert q.levels == 2**53
+    encoded, clipped = q.encode(np.array([1.0, -1.0, 0.0, 3.0]))
+    assert clipped == 1
+    assert encoded.tolist() == [2**53, 0, 2**52, 2**53]
+    with pytest.raises(ValueError, match="2\\^53"):
+        Quantizer(clip=1.0, step=2.0 / 2**60, bits=64, num_clients=1)

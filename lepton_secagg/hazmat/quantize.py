@@ -36,6 +36,11 @@ from .ring import dtype_for
 __all__ = ["Quantizer", "bits_needed", "levels", "quantize", "dequantize"]
 
 
+# float64 has a 53-bit mantissa: a finer grid adds nothing and would not
+# survive the step <-> levels round trip.
+_MAX_LEVELS = 1 << 53
+
+
 def levels(clip: float, step: float) -> int:
     """L = round(2 clip / step), the largest quantised value; ValueError if below 1."""
     clip = _check_positive("clip", clip)
@@ -131,9 +136,14 @@ class Quantizer:
                 f"use at least {budget.bit_length()} bits."
             )
         if self.step is None:
-            count = largest // budget
+            count = min(largest // budget, _MAX_LEVELS)
         else:
             count = levels(clip, self.step)
+            if count > _MAX_LEVELS:
+                raise ValueError(
+                    f"step = {self.step} gives {count} levels, finer than float64 values can express "
+                    f"(at most 2^53); use a step of at least {2 * clip / _MAX_LEVELS:.6g}."
+                )
             if budget * count > largest:
                 raise ValueError(
                     f"a sum of {self.num_clients} clients{weights} at {count} levels (2*clip/step) needs "

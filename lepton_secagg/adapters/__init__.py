@@ -1,0 +1,18 @@
+"""Adapters between lepton_secagg's numpy core and ML frameworks.
+
+``lepton_secagg.adapters.torch``: flatten a ``state_dict`` into one vector,
+quantise it on the tensors' device, and add ChaCha20 / AES-CTR masks to
+int32/int64 tensors bit-identically to ``lepton_secagg.hazmat.masking``.
+Importing an adapter never imports its framework: torch is imported lazily,
+the first time a function needs it.
+"""
+
+
+def __getattr__(name: str):
+    # ``ls.adapters.torch`` without an explicit import; the module itself
+    # still imports torch only when one of its functions needs it.
+    if name == "torch":
+        import importlib
+
+        return importlib.import_module(".torch", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
