@@ -11,10 +11,11 @@ the session with ``TooFewSurvivors``.
 
 Unmasking (Bonawitz et al. 2017, round 4) reconstructs each survivor's
 self-mask seed and each dropped client's mask key from its neighbours'
-shares (every share is checked against the others: a forged one stops the
-reconstruction instead of corrupting the sum; a reconstructed mask key must
-match the advertised public key), then removes all those masks from the sum
-in one batched kernel call.
+shares, decoding them as a Reed-Solomon codeword: wrong shares (up to half
+the surplus over t) are corrected and their senders named as culprits, more
+stop the session instead of corrupting the sum; a reconstructed mask key must
+match the advertised public key.  Then all those masks leave the sum in one
+batched kernel call.
 """
 from __future__ import annotations
 
@@ -50,12 +51,15 @@ class AggregationResult:
         included: sorted ids whose input is in the sum.
         dropped: round name -> sorted ids that stopped (or were stopped) in that round.
         session_id: the 32-byte session id.
+        culprits: ids whose revealed shares were wrong (corrected, and listed as
+            dropped at unmasking; their inputs, already summed, stay in the sum).
     """
 
     sum: np.ndarray = field(repr=False)
     included: tuple[int, ...]
     dropped: dict
     session_id: bytes = field(repr=False)
+    culprits: tuple[int, ...] = ()
 
 
 @dataclass
@@ -186,13 +190,14 @@ def close_consistency_check(cfg, st: ServerState) -> dict:
 def close_unmasking(cfg, st: ServerState) -> dict:
     survivors = st.survivors
     keys, signs = [], []
-    seeds = _reconstruct(cfg, st.seed_shares, survivors, "self-mask seed")
+    culprits: set = set()
+    seeds = _reconstruct(cfg, st.seed_shares, survivors, "self-mask seed", culprits)
     for owner in survivors:
         keys.append(S.self_mask_key(cfg, seeds[owner], st.session_id, owner))
         signs.append(-1)
     alive = set(survivors)
     dropped = sorted(u for u in st.sharers - alive if any(v in alive for v in cfg.graph.neighbors(u)))
-    secrets = _reconstruct(cfg, st.key_shares, dropped, "mask key")
+    secrets = _reconstruct(cfg, st.key_shares, dropped, "mask key", culprits)
     for u in dropped:
         private = secrets[u]
         if keypair_from_private(private).public != st.keys[u].mask_key:
@@ -205,18 +210,26 @@ def close_unmasking(cfg, st: ServerState) -> dict:
     add_masks(total, keys, signs, cfg.prg)
     ring.reduce(total, cfg.bits)
     st.total = None
+    for cid in culprits:  # their unmasking answers were refused; their inputs stay in the sum
+        st.dropped.setdefault(cid, "unmasking")
     names = {}
     for cid, rnd in st.dropped.items():
         names.setdefault(rnd, []).append(cid)
-    st.result = AggregationResult(total, survivors, {r: tuple(sorted(ids)) for r, ids in names.items()}, st.session_id)
+    st.result = AggregationResult(total, survivors, {r: tuple(sorted(ids)) for r, ids in names.items()}, st.session_id, tuple(sorted(culprits)))
     return {}
 
 
-def _reconstruct(cfg, store: dict, owners, what: str) -> dict:
-    """owner -> secret, for each owner, from the (holder, value) shares in ``store``."""
-    lists = []
+def _reconstruct(cfg, store: dict, owners, what: str, culprits: set) -> dict:
+    """owner -> secret, for each owner, from the (holder, value) shares in ``store``.
+
+    Shares are a Reed-Solomon codeword: wrong ones, up to half the surplus
+    over t, are corrected, and their holders are added to ``culprits``.
+    """
+    lists, holders = [], []
     for owner in owners:
-        position = {v: i + 1 for i, v in enumerate(cfg.graph.neighbors(owner))}  # Shamir x-coordinates
+        nbhd = cfg.graph.neighbors(owner)
+        position = {v: i + 1 for i, v in enumerate(nbhd)}  # Shamir x-coordinates
+        holders.append(nbhd)
         pairs = store.get(owner, [])
         if len(pairs) < cfg.threshold:
             raise TooFewSurvivors(
@@ -227,7 +240,9 @@ def _reconstruct(cfg, store: dict, owners, what: str) -> dict:
             )
         lists.append([(position[holder], value) for holder, value in pairs])
     try:
-        secrets = shamir.reconstruct_many(lists, cfg.threshold)
+        secrets, wrong = shamir.reconstruct_many_robust(lists, cfg.threshold)
     except ReconstructionError as exc:
-        raise ReconstructionError(f"the {what} shares are inconsistent: {exc}", round="unmasking") from None
+        raise ReconstructionError(f"the {what} shares are inconsistent beyond correction: {exc}", round="unmasking") from None
+    for nbhd, indices in zip(holders, wrong):
+        culprits.update(nbhd[i - 1] for i in indices)
     return dict(zip(owners, secrets))

@@ -443,15 +443,12 @@ def test_corrupted_share_values_are_detected(name):
     assert [int(v) for v in res.sum] == expected_sum(s, res.included)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "library bug: a client that reveals a corrupted Shamir share makes close_unmasking raise "
-    "ReconstructionError, and the server aborts the whole session instead of identifying and "
-    "excluding the culprit, although 6 honest shares (t = 5, 7 answers) remain for every secret"))
 @pytest.mark.parametrize("name", sorted(CORRUPTIONS))
 def test_a_corrupted_share_excludes_its_sender_and_the_session_completes(name):
     s, server = run_corrupted_shares(name)
     res = server.result()  # desired: no abort
     assert res.included == tuple(range(8))
     assert [int(v) for v in res.sum] == expected_sum(s, res.included)
-    # desired: the culprit is named, e.g. as dropped (refused) in unmasking
+    # the culprit is named, and counted as refused in unmasking
+    assert res.culprits == (1,)
     assert 1 in res.dropped.get("unmasking", ())

@@ -361,3 +361,302 @@ def test_share_fast_constructor_keeps_the_dataclass_behaviour():
         share.index = 4
     with pytest.raises(TypeError):
         Share(3)
+
+
+# --- robust reconstruction (error correction) ------------------------------
+
+CORRUPTIONS = ["value", "one_limb", "cancelling", "truncated", "extended", "out_of_field", "header", "conflict"]
+
+
+def _corrupt(share: Share, kind: str, chooser: random.Random) -> list[Share]:
+    """Shares replacing ``share`` so that its index is wrong (one share, or two for "conflict")."""
+    value = bytearray(share.value)
+    limbs = (len(value) - 2) // 4
+    if kind in ("value", "one_limb", "cancelling"):
+        new = [int.from_bytes(value[2 + 4 * k : 6 + 4 * k], "little") for k in range(limbs)]
+        if kind == "value":
+            new = [chooser.randrange(PRIME) for _ in range(limbs)]
+        elif kind == "one_limb" or limbs < 3:
+            k = chooser.randrange(limbs)
+            new[k] = (new[k] + chooser.randrange(1, PRIME)) % PRIME
+        else:
+            # errors d (c - 1)(c - 2) = d (2 - 3c + c^2) in limbs 0..2: they cancel in
+            # the combinations c = 1 and c = 2 of the limbs, which the decoder tries first
+            d = chooser.randrange(1, PRIME)
+            for k, factor in enumerate((2, -3, 1)):
+                new[k] = (new[k] + factor * d) % PRIME
+        value[2:] = b"".join(v.to_bytes(4, "little") for v in new)
+        if bytes(value) == share.value:  # "value" drew the very same limbs
+            value[2] ^= 1
+    elif kind == "truncated":
+        value = value[: chooser.randrange(len(value))]
+    elif kind == "extended":
+        value += bytes(4)
+    elif kind == "out_of_field":
+        k = chooser.randrange(limbs)
+        value[2 + 4 * k : 6 + 4 * k] = chooser.randrange(PRIME, 1 << 32).to_bytes(4, "little")
+    elif kind == "header":
+        value[0] ^= 1 << chooser.randrange(8)
+    else:  # "conflict": the right share plus a second, different value for its index
+        return [share, _corrupt(share, "value", chooser)[0]]
+    return [Share(share.index, bytes(value))]
+
+
+@st.composite
+def corrupted_sharings(draw, beyond: int = 0):
+    """(shares, t, secret, wrong indices): s shares of which radius + ``beyond`` at most are corrupted."""
+    t = draw(st.integers(1, 30), label="t")
+    s = draw(st.integers(t, t + 40), label="s")
+    n = draw(st.integers(s, s + 10), label="n")
+    secret = draw(st.binary(min_size=1, max_size=64), label="secret")
+    chooser = random.Random(draw(st.integers(0, 2**32), label="seed"))
+    radius = (s - t) // 2
+    if beyond:
+        count = radius + beyond
+    else:
+        # the boundary, e = radius, is drawn often
+        count = draw(st.one_of(st.just(radius), st.integers(0, radius)), label="errors")
+    kinds = draw(st.lists(st.sampled_from(CORRUPTIONS), min_size=count, max_size=count), label="kinds")
+    shares = chooser.sample(split(secret, n, t, DeterministicRng(chooser.getrandbits(64))), s)
+    victims = chooser.sample(range(s), count)
+    given = [share for k, share in enumerate(shares) if k not in victims]
+    for victim, kind in zip(victims, kinds):
+        given += _corrupt(shares[victim], kind, chooser)
+    chooser.shuffle(given)
+    if draw(st.booleans(), label="tuples"):
+        given = [(share.index, share.value) for share in given]
+    return given, t, secret, tuple(sorted(shares[k].index for k in victims))
+
+
+@settings(max_examples=300, deadline=None)
+@given(corrupted_sharings())
+def test_robust_reconstruction_corrects_every_pattern_within_the_radius(case):
+    shares, t, secret, wrong = case
+    assert shamir.reconstruct_robust(shares, t) == (secret, wrong)
+
+
+@settings(max_examples=150, deadline=None)
+@given(corrupted_sharings(beyond=1), st.integers(1, 3))
+def test_robust_reconstruction_beyond_the_radius_raises_or_is_right_about_what_it_returns(case, extra):
+    shares, t, secret, wrong = case
+    try:
+        recovered, reported = shamir.reconstruct_robust(shares, t)
+    except ReconstructionError as exc:
+        assert "too many inconsistent shares" in str(exc) or "needs" in str(exc) or "encodes" in str(exc)
+        return
+    # only possible if the corrupted shares happen to agree with another
+    # polynomial: then it is the unique one within the radius of what was given
+    s = len({share[0] if isinstance(share, tuple) else share.index for share in shares})
+    assert len(reported) <= (s - t) // 2 and recovered != secret
+    kept = [share for share in shares if (share[0] if isinstance(share, tuple) else share.index) not in reported]
+    assert reconstruct(kept, t) == recovered
+
+
+@pytest.mark.parametrize("t, s", [(1, 1), (1, 2), (1, 3), (2, 4), (3, 8), (19, 33), (20, 33), (5, 6)])
+def test_robust_reconstruction_at_the_exact_boundary(t, s):
+    secret = b"boundary" * 4
+    shares = split(secret, s, t, DeterministicRng(f"{t}-{s}"))
+    radius = (s - t) // 2
+    chooser = random.Random(s * 100 + t)
+    for kind in ("value", "one_limb", "out_of_field", "conflict"):
+        victims = chooser.sample(shares, radius)
+        given = [share for share in shares if share not in victims]
+        for victim in victims:
+            given += _corrupt(victim, kind, chooser)
+        assert shamir.reconstruct_robust(given, t) == (secret, tuple(sorted(v.index for v in victims)))
+        if s == t:
+            continue  # nothing to check against (as with reconstruct)
+        victims = chooser.sample(shares, radius + 1)
+        given = [share for share in shares if share not in victims]
+        for victim in victims:
+            given += _corrupt(victim, kind, chooser)
+        with pytest.raises(ReconstructionError, match="too many inconsistent shares|needs"):
+            shamir.reconstruct_robust(given, t)
+
+
+def test_robust_reconstruction_returns_the_majority_polynomial_of_two_mixed_sharings():
+    # shares of A at indices 1..9 and of B at 10..20 (t = 3, s = 20, radius 8):
+    # 11 >= ceil(23 / 2) = 12 fails, so it raises; one more B share and B wins.
+    first = split(b"A" * 16, 21, 3, DeterministicRng("a"))
+    second = split(b"B" * 16, 21, 3, DeterministicRng("b"))
+    with pytest.raises(ReconstructionError, match="too many inconsistent shares"):
+        shamir.reconstruct_robust(first[:9] + second[9:20], 3)
+    assert shamir.reconstruct_robust(first[:9] + second[9:21], 3) == (b"B" * 16, tuple(range(1, 10)))
+    assert shamir.reconstruct_robust(first[:12] + second[12:21], 3) == (b"A" * 16, tuple(range(13, 22)))
+
+
+def test_robust_reconstruction_without_errors_equals_reconstruct():
+    secret = bytes(range(40))
+    shares = split(secret, 30, 11, DeterministicRng(7))
+    for count in (11, 12, 20, 30):
+        subset = random.Random(count).sample(shares, count)
+        assert shamir.reconstruct_robust(subset, 11) == (reconstruct(subset, 11), ())
+    # repeated identical shares count once
+    assert shamir.reconstruct_robust(shares[:12] + shares[:5], 11) == (secret, ())
+
+
+def test_robust_reconstruction_refusals():
+    shares = split(b"r" * 32, 10, 4, DeterministicRng(1))
+    with pytest.raises(ReconstructionError, match="needs 4 distinct shares, got 3"):
+        shamir.reconstruct_robust(shares[:3], 4)
+    # 5 distinct indices, radius 0: one conflict leaves 4 usable shares, too many wrong
+    with pytest.raises(ReconstructionError, match="too many inconsistent"):
+        shamir.reconstruct_robust(shares[:5] + [_forge(shares[0])], 4)
+    # 4 distinct, one malformed: fewer than t usable
+    with pytest.raises(ReconstructionError, match="needs 4 well-formed shares, got 3"):
+        shamir.reconstruct_robust(shares[:3] + [Share(4, b"\x01")], 4)
+    with pytest.raises(ReconstructionError, match="too many inconsistent"):
+        shamir.reconstruct_robust([Share(k, b"\x01") for k in range(1, 8)], 4)
+    with pytest.raises(TypeError):
+        shamir.reconstruct_robust([b"ab"], 1)
+    with pytest.raises(ValueError):
+        shamir.reconstruct_robust([(0, b"x" * 6)] + shares, 4)
+    with pytest.raises(ValueError):
+        shamir.reconstruct_robust(shares, 0)
+
+
+def test_robust_reconstruction_refuses_a_polynomial_that_encodes_no_secret():
+    # consistent shares of a "secret" limb >= 2^30: no secret, whatever is corrected
+    bogus = [(1 << 30) + 5] + [0] * 8
+    shares = split(b"\x00" * 32, 9, 3, DeterministicRng(2))
+    x_shift = [int.from_bytes(s.value[2:6], "little") for s in shares]
+    forged = []
+    for share, low in zip(shares, x_shift):
+        value = bytearray(share.value)
+        value[2:6] = ((low + bogus[0]) % PRIME).to_bytes(4, "little")
+        forged.append(Share(share.index, bytes(value)))
+    with pytest.raises(ReconstructionError, match="no secret encodes"):
+        shamir.reconstruct_robust(forged, 3)
+    with pytest.raises(ReconstructionError, match="no secret encodes"):
+        shamir.reconstruct_robust(forged[:8] + [_forge(shares[8], position=3)], 3)
+
+
+def test_robust_reconstruction_survives_errors_crafted_to_cancel_in_many_limb_combinations():
+    # a 32-byte secret has 9 limbs; errors with coefficients of prod_{j=1..8} (c - j)
+    # vanish in the combinations c = 1..8: only the ninth round can see them
+    coefficients = [1]
+    for j in range(1, 9):
+        coefficients = [(a - j * b) % PRIME for a, b in zip(coefficients + [0], [0] + coefficients)]
+    coefficients = coefficients[::-1]  # by power of c
+    secret = bytes(range(32))
+    shares = split(secret, 40, 20, DeterministicRng(3))
+    chooser = random.Random(5)
+    victims = chooser.sample(range(40), 10)
+    given = list(shares)
+    for k, victim in enumerate(victims):
+        limbs = [int.from_bytes(shares[victim].value[2 + 4 * i : 6 + 4 * i], "little") for i in range(9)]
+        d = k + 1
+        limbs = [(v + d * e) % PRIME for v, e in zip(limbs, coefficients)]
+        given[victim] = Share(shares[victim].index, shares[victim].value[:2] + b"".join(v.to_bytes(4, "little") for v in limbs))
+    assert shamir.reconstruct_robust(given, 20) == (secret, tuple(sorted(v + 1 for v in victims)))
+
+
+def test_robust_reconstruction_large():
+    secret = bytes(range(32))
+    shares = split(secret, 1000, 501, DeterministicRng(4))
+    chooser = random.Random(6)
+    for count in (0, 1, 10, 249):
+        victims = chooser.sample(range(1000), count)
+        given = list(shares)
+        for victim in victims:
+            given[victim] = _corrupt(shares[victim], chooser.choice(CORRUPTIONS[:3]), chooser)[0]
+        assert shamir.reconstruct_robust(given, 501) == (secret, tuple(sorted(v + 1 for v in victims)))
+    victims = chooser.sample(range(1000), 250)
+    given = list(shares)
+    for victim in victims:
+        given[victim] = _corrupt(shares[victim], "value", chooser)[0]
+    with pytest.raises(ReconstructionError, match="too many inconsistent"):
+        shamir.reconstruct_robust(given, 501)
+
+
+def test_grs_weights_match_the_definition():
+    for indices in [(1, 2, 3, 4, 5), (2, 3, 5, 8), tuple(range(1, 101)), (1, 2, 4, 5, 6, 7), (3, 700, 900, 1024)]:
+        expected = []
+        for xi in indices:
+            den = 1
+            for xj in indices:
+                if xj != xi:
+                    den = den * (xi - xj) % PRIME
+            expected.append(pow(den, PRIME - 2, PRIME))
+        assert shamir._grs_weights(indices).tolist() == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, PRIME - 1), min_size=0, max_size=120), st.integers(0, 2**32))
+def test_berlekamp_massey_paths_agree_and_generate_the_sequence(terms, seed):
+    # also sequences with a short recurrence, as syndromes of few errors are
+    chooser = random.Random(seed)
+    if terms and chooser.random() < 0.5:
+        order = chooser.randint(1, max(1, len(terms) // 3))
+        taps = [chooser.randrange(PRIME) for _ in range(order)]
+        for n in range(order, len(terms)):
+            terms[n] = sum(c * terms[n - 1 - i] for i, c in enumerate(taps)) % PRIME
+    sequence = np.array(terms, dtype=np.uint64)
+    results = [shamir._bm_python(terms), shamir._bm_numpy(sequence), shamir._berlekamp_massey(sequence)]
+    assert all(c.tolist() == results[0][0].tolist() and length == results[0][1] for c, length in results)
+    locator, length = results[0]
+    assert locator[0] == 1 and len(locator) == length + 1
+    for n in range(length, len(terms)):
+        assert sum(int(c) * terms[n - i] for i, c in enumerate(locator)) % PRIME == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_reconstruct_many_robust_equals_per_list_calls(data):
+    t = data.draw(st.integers(1, 10), label="t")
+    n = data.draw(st.integers(t, 24), label="n")
+    count = data.draw(st.integers(1, 30), label="lists")
+    chooser = random.Random(data.draw(st.integers(0, 2**32), label="seed"))
+    secrets = [chooser.randbytes(chooser.choice([1, 16, 32, 40])) for _ in range(count)]
+    batch = split_many(secrets, n, t, DeterministicRng(chooser.getrandbits(64)))
+    shared = data.draw(st.booleans(), label="shared")
+    common = chooser.sample(range(n), chooser.randint(t, n))
+    lists = []
+    for shares in batch:
+        picked = common if shared and chooser.random() < 0.9 else chooser.sample(range(n), chooser.randint(t, n))
+        lists.append([shares[i] for i in picked])
+    for _ in range(data.draw(st.integers(0, 6), label="corrupted lists")):
+        k = chooser.randrange(count)
+        s = len({share.index for share in lists[k]})
+        errors = data.draw(st.integers(0, (s - t) // 2 + (1 if chooser.random() < 0.2 else 0)), label="errors")
+        for victim in chooser.sample(range(len(lists[k])), min(errors, len(lists[k]))):
+            replacement = _corrupt(lists[k][victim], data.draw(st.sampled_from(CORRUPTIONS), label="kind"), chooser)
+            lists[k][victim] = replacement[-1]
+            if len(replacement) == 2:
+                lists[k].append(replacement[0])
+    if data.draw(st.booleans(), label="tuples"):
+        lists = [[(share.index, share.value) for share in shares] for shares in lists]
+
+    def outcome(shares):
+        try:
+            return shamir.reconstruct_robust(shares, t)
+        except ReconstructionError as exc:
+            return exc
+
+    expected = [outcome(shares) for shares in lists]
+    failures = [k for k, result in enumerate(expected) if isinstance(result, ReconstructionError)]
+    if failures:
+        with pytest.raises(ReconstructionError) as info:
+            shamir.reconstruct_many_robust(lists, t)
+        assert str(info.value) == f"share list {failures[0]}: {expected[failures[0]]}"
+    else:
+        assert shamir.reconstruct_many_robust(lists, t) == ([e[0] for e in expected], [e[1] for e in expected])
+
+
+def test_reconstruct_many_robust_decodes_only_the_failing_lists(monkeypatch):
+    secrets = [bytes([k]) * 32 for k in range(60)]
+    batch = split_many(secrets, 41, 19, DeterministicRng("robust batch"))
+    chooser = random.Random(9)
+    lists = [chooser.sample(shares, 33) for shares in batch]
+    for victim, errors in ((3, 1), (30, 7), (59, 2)):
+        for k in chooser.sample(range(33), errors):
+            lists[victim][k] = _corrupt(lists[victim][k], "one_limb", chooser)[0]
+    calls = []
+    original = shamir.reconstruct_robust
+    monkeypatch.setattr(shamir, "reconstruct_robust", lambda shares, t: calls.append(1) or original(shares, t))
+    recovered, wrong = shamir.reconstruct_many_robust(lists, 19)
+    assert recovered == secrets and len(calls) == 3
+    assert [k for k, w in enumerate(wrong) if w] == [3, 30, 59] and [len(wrong[k]) for k in (3, 30, 59)] == [1, 7, 2]
+    assert shamir.reconstruct_many_robust([], 19) == ([], [])
+    with pytest.raises(TypeError):
+        shamir.reconstruct_many_robust(iter(lists), 19)
