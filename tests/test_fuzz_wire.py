@@ -299,7 +299,7 @@ def _envelope(rnd, data):
         obj = _unpack(data)
     except Exception:
         return _truncate(rnd, data)
-    if not isinstance(obj, list):
+    if not isinstance(obj, list) or not obj:
         return data
     kind = rnd.randrange(5)
     if kind == 0 and len(obj) > 1:
