@@ -29,6 +29,7 @@ __all__ = [
     "StreamConnection",
     "frame",
     "read_frame",
+    "FrameGate",
 ]
 
 _HEADER = struct.Struct(">I")
@@ -65,12 +66,39 @@ def frame(data: bytes) -> bytes:
     return _HEADER.pack(len(data)) + bytes(data)
 
 
-async def read_frame(reader: asyncio.StreamReader, limit: int) -> bytes:
-    """Read one frame's body from ``reader``.
+class FrameGate:
+    """Bounds how many large frame bodies are buffered at the same time.
+
+    A server reading n connections at once would otherwise hold n whole
+    masked inputs.  Bodies of at least ``threshold`` bytes are read only
+    under one of ``permits`` permits; the others wait with their bytes in
+    the kernel's socket buffers (TCP flow control), so memory stays about
+    ``permits`` frames whatever n is.  A permit holder must deliver its body
+    at ``min_rate`` bytes per second (plus one second), or the read times out
+    and that connection is dropped: a slow sender cannot starve the others.
+    """
+
+    def __init__(self, permits: int, threshold: int = 256 << 10, min_rate: float = float(1 << 20)):
+        if permits < 1:
+            raise ValueError("a FrameGate needs at least one permit.")
+        self.threshold = threshold
+        self.min_rate = min_rate
+        self._permits = asyncio.Semaphore(permits)
+
+    async def read_body(self, reader: asyncio.StreamReader, size: int) -> bytes:
+        if size < self.threshold:
+            return await reader.readexactly(size)
+        async with self._permits:
+            return await asyncio.wait_for(reader.readexactly(size), 1.0 + size / self.min_rate)
+
+
+async def read_frame(reader: asyncio.StreamReader, limit: int, gate: FrameGate | None = None) -> bytes:
+    """Read one frame's body from ``reader`` (large bodies through ``gate`` when given).
 
     Raises:
         FrameTooLarge: the length prefix exceeds ``limit`` (the body is not read).
         ConnectionClosed: end of stream before a whole frame arrived.
+        asyncio.TimeoutError: a gated body arrived slower than the gate's rate.
     """
     try:
         header = await reader.readexactly(HEADER_SIZE)
@@ -80,7 +108,7 @@ async def read_frame(reader: asyncio.StreamReader, limit: int) -> bytes:
     if size > limit:
         raise FrameTooLarge(size, limit)
     try:
-        return await reader.readexactly(size)
+        return await (gate.read_body(reader, size) if gate is not None else reader.readexactly(size))
     except asyncio.IncompleteReadError as exc:
         raise ConnectionClosed(f"the peer closed the connection after {len(exc.partial)} of {size} frame bytes.") from None
 
@@ -99,7 +127,7 @@ class Connection:
         self.bytes_sent = 0
         self.bytes_received = 0
 
-    async def recv(self, limit: int) -> bytes:
+    async def recv(self, limit: int, gate: FrameGate | None = None) -> bytes:
         """The next frame's body; see ``read_frame`` for the errors."""
         raise NotImplementedError
 
@@ -130,8 +158,8 @@ class StreamConnection(Connection):
         name = writer.get_extra_info("peername")
         self.peer = f"{name[0]}:{name[1]}" if isinstance(name, tuple) and len(name) >= 2 else str(name)
 
-    async def recv(self, limit: int) -> bytes:
-        data = await read_frame(self._reader, limit)
+    async def recv(self, limit: int, gate: FrameGate | None = None) -> bytes:
+        data = await read_frame(self._reader, limit, gate)
         self.bytes_received += HEADER_SIZE + len(data)
         return data
 

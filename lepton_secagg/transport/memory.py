@@ -35,7 +35,7 @@ class MemoryConnection(Connection):
         self._closed = False
         self._eof = False
 
-    async def recv(self, limit: int) -> bytes:
+    async def recv(self, limit: int, gate=None) -> bytes:  # queues buffer whole frames: no gate
         if self._eof:
             raise ConnectionClosed("the peer closed the connection.")
         data = await self._inbox.get()

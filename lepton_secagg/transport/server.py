@@ -39,7 +39,7 @@ from ..exceptions import DecodeError
 from ..messages import Abort, Join
 from ..server import AggregationResult, Server
 from ..wire import decode, encode, encode_config
-from .framing import HEADER_SIZE, JOIN_LIMIT, Connection, StreamConnection
+from .framing import HEADER_SIZE, JOIN_LIMIT, Connection, FrameGate, StreamConnection
 
 __all__ = ["AggregationServer", "RoundStats", "run_server"]
 
@@ -47,6 +47,9 @@ logger = logging.getLogger(__name__)
 
 _TERMINAL = (Round.COMPLETED, Round.ABORTED)
 _ABORT_SEND_TIMEOUT = 5.0
+# Large frame bodies buffered at once (FrameGate): about this many bytes, at least two
+# frames.  Reading a body holds it twice for a moment (the stream's buffer, then bytes).
+_LARGE_FRAMES_BUDGET = 32 << 20
 
 
 @dataclass
@@ -123,6 +126,7 @@ class AggregationServer:
         self.join_seconds = 0.0
         self.refused = 0  # connections refused at the handshake
         self._config_frame = encode_config(cfg)
+        self._gate = FrameGate(max(2, _LARGE_FRAMES_BUDGET // (2 * cfg.max_message_bytes)))
         self._conns: dict[int, Connection] = {}
         self._gone: set[int] = set()
         self._joining = True
@@ -238,8 +242,8 @@ class AggregationServer:
                 return
             limit = self.cfg.max_message_bytes
             while True:
-                data = await conn.recv(limit)
-                abort = self._on_frame(cid, data)
+                # No local may keep the last frame (a whole masked input) alive while we wait.
+                abort = self._on_frame(cid, await conn.recv(limit, self._gate))
                 if abort is not None:
                     if abort is not _LEFT:
                         await self._send_quietly(conn, encode(abort))
