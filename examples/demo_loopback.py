@@ -42,5 +42,7 @@ async def main(n: int, m: int) -> bool:
 
 
 if __name__ == "__main__":
-    args = [int(a) for a in sys.argv[1:3]]
-    sys.exit(0 if asyncio.run(main(*(args or [12, 1000]))) else 1)
+    args = [int(a) for a in sys.argv[1:3]] or [12, 1000]
+    if args[0] < 8:
+        sys.exit("use at least 8 clients: 3 of them crash, and the threshold is a majority.")
+    sys.exit(0 if asyncio.run(main(*args)) else 1)

@@ -16,7 +16,8 @@ from .exceptions import (
     SignatureError,
     TooFewSurvivors,
 )
-from .messages import *  # noqa: F403  (the message classes are public API)
+from .messages import *  # noqa: F403  (the protocol message classes are public API)
+from .messages import FL_MESSAGES as _fl_messages
 from .messages import __all__ as _messages_all
 from .server import AggregationResult, Server
 from .wire import decode, encode
@@ -34,7 +35,7 @@ __all__ = [
     "decode",
     "testing",
     "encoding",
-    *_messages_all,
+    *(n for n in _messages_all if n not in {c.__name__ for c in _fl_messages} | {"FL_MESSAGES"}),
     "SecAggError",
     "LocalProtocolError",
     "RemoteProtocolError",

@@ -1,4 +1,4 @@
-"""The ``lepton-secagg`` command line: simulate, serve, join, demo, bench.
+"""The ``lepton-secagg`` command line: simulate, serve, join, demo (and demo fedavg), bench, audit verify.
 
 Every sub-command takes ``--json`` and then prints one JSON object as its
 last line on stdout; tables and progress go to stderr/stdout before it.
@@ -232,6 +232,8 @@ def cmd_join(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    if args.target == "fedavg":
+        return cmd_demo_fedavg(args)
     from .testing import make_identities
     from .transport.client import run_client
     from .transport.server import AggregationServer
@@ -280,6 +282,49 @@ def cmd_demo(args) -> int:
                  "crashed": {str(k): v for k, v in crashes.items()}, "seconds": srv.seconds, "rounds": rounds_json,
                  "bytes_per_client": total_bytes / cfg.num_clients})
     return EXIT_OK if ok else EXIT_WRONG
+
+
+# --- demo fedavg / audit verify (federated learning, lepton_secagg.fl) -------------------
+
+
+def cmd_demo_fedavg(args) -> int:
+    from .fl.demo import run_demo
+
+    if args.rounds < 1 or args.epochs < 1:
+        raise ValueError("--rounds and --epochs must be at least 1.")
+    res = run_demo(rounds=args.rounds, epochs=args.epochs, seed=3 if args.seed is None else args.seed, plot=args.plot,
+                   audit_log=args.audit_log, crash=args.crash, quiet=args.json or args.quiet)
+    ok = res["global_accuracy"] > res["local_accuracy"] and res["centralized_accuracy"] - res["global_accuracy"] <= 0.03
+    if not args.json:
+        print(f"federated within 3 points of centralised and above local-only: {'yes' if ok else 'NO'}")
+        if res["plot"]:
+            print(f"plot: {res['plot']}")
+        if res["audit_log"]:
+            print(f"audit log: {res['audit_log']} (verify: lepton-secagg audit verify {res['audit_log']} --key {res['audit_key']})")
+    _emit(args, {"global_accuracy": res["global_accuracy"], "centralized_accuracy": res["centralized_accuracy"],
+                 "local_accuracy": res["local_accuracy"], "rounds": res["rounds"], "plot": res["plot"],
+                 "epochs": res["epochs"], "local_accuracies": res["local_accuracies"],
+                 "federated_eval_accuracy": res["federated_eval_accuracy"], "audit_log": res["audit_log"],
+                 "audit_key": res["audit_key"], "model_sha256": res["model_sha256"], "seconds": res["seconds"]})
+    return EXIT_OK
+
+
+def cmd_audit(args) -> int:
+    from .fl.audit import AuditError, verify_log
+
+    try:
+        res = verify_log(args.log, key=args.key)
+    except (AuditError, OSError) as exc:
+        print(f"FAILED: {args.log}: {exc}", file=sys.stderr)
+        _emit(args, {"ok": False, "log": str(args.log), "error": str(exc)})
+        return EXIT_WRONG
+    trust = "the given key" if res.pinned else "the key in its first entry (not pinned: pass --key to check who signed it)"
+    msg = (f"OK: {args.log}: {res.entries} entries, chain and signatures verify against {trust} {res.public_key}; "
+           f"head {res.head}; {'complete (ends with run_end)' if res.complete else 'INCOMPLETE: no run_end entry (run in progress or truncated)'}")
+    print(msg, file=sys.stderr if args.json else sys.stdout)
+    _emit(args, {"ok": True, "log": str(args.log), "entries": res.entries, "public_key": res.public_key, "head": res.head,
+                 "complete": res.complete, "pinned": res.pinned})
+    return EXIT_OK
 
 
 # --- bench -------------------------------------------------------------------------
@@ -384,13 +429,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.set_defaults(func=cmd_join)
 
-    p = sub.add_parser("demo", help="server and clients over loopback TCP, with crashes; checks the sum")
+    p = sub.add_parser("demo", help="server and clients over loopback TCP, with crashes; checks the sum ('demo fedavg': federated learning)")
+    p.add_argument("target", nargs="?", choices=("fedavg",), default=None,
+                   help="fedavg: three hospitals train a breast-cancer model with FedAvg over secure aggregation")
     _add_config_args(p, clients_default=20, length_default=10_000)
     p.add_argument("--dropout", type=float, default=0.2, help="fraction of clients that crash at a random round (default 0.2)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--round-timeout", type=float, default=30.0)
+    g = p.add_argument_group("demo fedavg")
+    g.add_argument("--rounds", type=int, default=10, help="fedavg: training rounds (default 10)")
+    g.add_argument("--epochs", type=int, default=2, help="fedavg: local epochs per round (default 2)")
+    g.add_argument("--plot", default="fedavg_progress.png", help="fedavg: where to write the progress plot (PNG)")
+    g.add_argument("--audit-log", default=None, help="fedavg: write the signed audit log (JSON lines) here")
+    g.add_argument("--crash", action="store_true", help="fedavg: hospital C crashes in the middle of round 1")
     _add_common(p)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("audit", help="check an FL audit log")
+    audit_sub = p.add_subparsers(dest="audit_command", required=True)
+    v = audit_sub.add_parser("verify", help="verify the hash chain and the Ed25519 signatures of an audit log")
+    v.add_argument("log", help="the audit log (JSON lines)")
+    v.add_argument("--key", default=None, help="the server's verify key (64 hex characters, or a file holding them)")
+    _add_common(v)
+    v.set_defaults(func=cmd_audit)
 
     p = sub.add_parser("bench", help="run the benchmark scripts under bench/ and print their tables")
     p.add_argument("--full", action="store_true", help="run the scripts without --quick")

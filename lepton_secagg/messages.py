@@ -41,6 +41,15 @@ __all__ = [
     "Abort",
     "CLIENT_MESSAGES",
     "SERVER_MESSAGES",
+    # federated-learning control messages (lepton_secagg.fl), tags >= 40
+    "TensorBlob",
+    "Hello",
+    "Welcome",
+    "ModelRequest",
+    "ModelReply",
+    "PhaseRequest",
+    "PhaseOpen",
+    "FL_MESSAGES",
 ]
 
 ROUNDS = ("advertise_keys", "share_keys", "masked_input", "consistency_check", "unmasking")
@@ -158,3 +167,102 @@ class Abort:
 
 CLIENT_MESSAGES = (AdvertiseKeys, ShareKeys, MaskedInput, ConsistencySignature, UnmaskingShares, Abort)
 SERVER_MESSAGES = (ShareKeysRequest, MaskedInputRequest, ConsistencyCheckRequest, UnmaskingRequest, Abort)
+
+
+# ---------------------------------------------------------------------------
+# Federated-learning control messages (``lepton_secagg.fl``; wire tags >= 40).
+#
+# They travel on the FL server's port before (or instead of) an aggregation:
+# a connection's first frame is ``Hello``, ``ModelRequest`` or
+# ``PhaseRequest``; after a ``PhaseOpen`` the same connection carries one
+# ordinary aggregation (``Join``, configuration, protocol rounds).  None of
+# them carries anything about a client's update: updates, weights and
+# evaluation counts only travel masked, inside ``MaskedInput``.
+
+
+@dataclass(frozen=True)
+class TensorBlob:
+    """One tensor of a model: name, dtype name (``FlatSpec`` naming: ``"float32"``...), shape, little-endian bytes."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Hello:
+    """FL client -> server: register an organisation (the same name always gets the same client id)."""
+
+    organisation: str
+
+
+@dataclass(frozen=True)
+class Welcome:
+    """FL server -> client: the organisation's client id, the cohort size, the number of rounds, the model's name."""
+
+    client_id: int
+    num_clients: int
+    rounds: int
+    model: str
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    """FL client -> server: download model ``name`` at ``version`` (-1: the latest)."""
+
+    name: str
+    version: int
+
+
+@dataclass(frozen=True)
+class ModelReply:
+    """FL server -> client: one registered global model version and its tensors."""
+
+    name: str
+    version: int
+    round: int
+    contributors: int
+    digest: bytes
+    architecture: str
+    tensors: tuple[TensorBlob, ...] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class PhaseRequest:
+    """FL client -> server: join the ``phase`` ("train" or "eval") of ``round`` (-1: the next one still open).
+
+    ``version`` is the model version a training update is relative to
+    (-1 for an evaluation).
+    """
+
+    name: str
+    phase: str
+    round: int
+    client_id: int
+    version: int
+
+
+@dataclass(frozen=True)
+class PhaseOpen:
+    """FL server -> client: the phase is open; what the client needs to pin the aggregation's ``Config``.
+
+    ``clip`` and ``max_weight`` fix the training quantiser (0 for an evaluation);
+    the client rebuilds the ``Config`` from these fields and its own model and
+    refuses a configuration frame that differs.
+    """
+
+    name: str
+    phase: str
+    round: int
+    version: int
+    num_clients: int
+    threshold: int
+    bits: int
+    vector_length: int
+    session_label: bytes
+    clip: float
+    max_weight: int
+
+
+FL_MESSAGES = (Hello, Welcome, ModelRequest, ModelReply, PhaseRequest, PhaseOpen)

@@ -29,6 +29,7 @@ from .messages import (
     UnmaskingRequest,
     UnmaskingShares,
 )
+from .messages import Hello, ModelReply, ModelRequest, PhaseOpen, PhaseRequest, TensorBlob, Welcome  # FL control
 
 __all__ = [
     "WIRE_VERSION",
@@ -62,6 +63,28 @@ TAGS = {
     15: (Abort, (("reason", "reason"),)),
     16: (Join, (("client_id", "id"),)),
 }
+
+# --- federated-learning control messages (lepton_secagg.fl), tags >= 40 --------------
+# Decoded by the same strict reader; their codecs are at the end of this module.
+# They are always decoded without a Config (they precede any aggregation).
+FL_TAGS = {
+    40: (Hello, (("organisation", "name"),)),
+    41: (Welcome, (("client_id", "id"), ("num_clients", "count"), ("rounds", "count"), ("model", "name"))),
+    42: (ModelRequest, (("name", "name"), ("version", "version"))),
+    43: (
+        ModelReply,
+        (("name", "name"), ("version", "version"), ("round", "count"), ("contributors", "count"),
+         ("digest", "digest"), ("architecture", "text"), ("tensors", "tensors")),
+    ),
+    44: (PhaseRequest, (("name", "name"), ("phase", "phase"), ("round", "version"), ("client_id", "id"), ("version", "version"))),
+    45: (
+        PhaseOpen,
+        (("name", "name"), ("phase", "phase"), ("round", "count"), ("version", "count"), ("num_clients", "count"),
+         ("threshold", "count"), ("bits", "count"), ("vector_length", "count"), ("session_label", "label"),
+         ("clip", "float"), ("max_weight", "count")),
+    ),
+}
+TAGS.update(FL_TAGS)
 _TAG_OF = {cls: tag for tag, (cls, _) in TAGS.items()}
 
 
@@ -410,3 +433,109 @@ _DECODERS = {
     "pairs": _dec_pairs,
     "vector": _dec_vector,
 }
+
+
+# --- codecs of the FL control messages (tags >= 40) --------------------------------
+
+_MAX_NAME = 256
+_MAX_TEXT = 1024
+_MAX_INT = (1 << 63) - 1
+_MAX_DIMS = 8
+_MAX_TENSORS = 1 << 16
+#: Tensor dtypes a model may hold on the wire (``FlatSpec`` names), with their little-endian numpy dtype.
+TENSOR_DTYPES = {
+    "float16": "<f2", "float32": "<f4", "float64": "<f8",
+    "int8": "|i1", "int16": "<i2", "int32": "<i4", "int64": "<i8",
+    "uint8": "|u1", "bool": "|b1",
+}
+PHASES = ("train", "eval")
+
+
+def _dec_str(r: _Reader, limit: int, what: str, empty: bool = False) -> str:
+    raw = r.scalar()
+    if type(raw) is not str or len(raw) > limit or (not raw and not empty):
+        raise DecodeError(f"{what} is a {'' if empty else 'non-empty '}string of at most {limit} characters.")
+    return raw
+
+
+def _dec_int(r: _Reader, lo: int) -> int:
+    raw = r.scalar()
+    if type(raw) is not int or not lo <= raw <= _MAX_INT:
+        raise DecodeError(f"expected an int in {lo}..2^63-1, got {type(raw).__name__}.")
+    return raw
+
+
+def _dec_phase(r: _Reader, cfg) -> str:
+    raw = r.scalar()
+    if type(raw) is not str or raw not in PHASES:
+        raise DecodeError(f"a phase is one of {PHASES}.")
+    return raw
+
+
+def _dec_float(r: _Reader, cfg) -> float:
+    raw = r.scalar()
+    if type(raw) is not float or raw != raw or raw in (float("inf"), float("-inf")) or raw < 0:
+        raise DecodeError("expected a finite non-negative float.")
+    return raw
+
+
+def _dec_label(r: _Reader, cfg) -> bytes:
+    raw = _check_bytes(r.scalar())
+    if len(raw) > 256:
+        raise DecodeError("a session label is at most 256 bytes.")
+    return raw
+
+
+def _enc_tensors(tensors):
+    return [[t.name, t.dtype, [int(d) for d in t.shape], bytes(t.data)] for t in tensors]
+
+
+def _dec_tensors(r: _Reader, cfg) -> tuple[TensorBlob, ...]:
+    import math
+
+    count = r.array()
+    if count > _MAX_TENSORS:
+        raise DecodeError(f"a model has at most {_MAX_TENSORS} tensors.")
+    out, names = [], set()
+    for _ in range(count):
+        r.array(exactly=4)
+        name = _dec_str(r, _MAX_NAME, "a tensor name")
+        if name in names:
+            raise DecodeError(f"tensor name {name!r} appears twice.")
+        names.add(name)
+        dtype = r.scalar()
+        if type(dtype) is not str or dtype not in TENSOR_DTYPES:
+            raise DecodeError(f"a tensor dtype is one of {sorted(TENSOR_DTYPES)}.")
+        ndim = r.array()
+        if ndim > _MAX_DIMS:
+            raise DecodeError(f"a tensor has at most {_MAX_DIMS} dimensions.")
+        shape = tuple(_dec_int(r, 0) for _ in range(ndim))
+        data = _check_bytes(r.scalar())
+        if len(data) != math.prod(shape) * np.dtype(TENSOR_DTYPES[dtype]).itemsize:
+            raise DecodeError(f"tensor {name!r}: {len(data)} data bytes do not match shape {shape} of {dtype}.")
+        out.append(TensorBlob(name, dtype, shape, data))
+    return tuple(out)
+
+
+_ENCODERS.update({
+    "name": str,
+    "text": str,
+    "count": int,
+    "version": int,
+    "phase": str,
+    "digest": bytes,
+    "label": bytes,
+    "float": float,
+    "tensors": _enc_tensors,
+})
+_DECODERS.update({
+    "name": lambda r, cfg: _dec_str(r, _MAX_NAME, "a name"),
+    "text": lambda r, cfg: _dec_str(r, _MAX_TEXT, "a text field", empty=True),
+    "count": lambda r, cfg: _dec_int(r, 0),
+    "version": lambda r, cfg: _dec_int(r, -1),
+    "phase": _dec_phase,
+    "digest": lambda r, cfg: _check_bytes(r.scalar(), 32),
+    "label": _dec_label,
+    "float": _dec_float,
+    "tensors": _dec_tensors,
+})

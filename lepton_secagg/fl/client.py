@@ -1,0 +1,378 @@
+"""The FL client of the product vision: ``Client(server_address).load_model / train / send_update``.
+
+::
+
+    client = Client("127.0.0.1:7000", organisation="hospital-a")
+    model = client.load_model("breast-cancer")          # the latest global version
+    client.train(model, data_path="hospital_a.csv", epochs=2)
+    client.send_update(model)                            # joins this round's secure aggregation
+    client.evaluate(data_path="hospital_a_val.csv")      # joins the federated evaluation
+
+or ``client.run(data_path=...)`` for every round.  The update sent is the
+trained float tensors minus the downloaded version, quantised with the
+round's ``Quantizer`` and the number of training examples as the masked
+weight slot; it leaves the client only as a ``MaskedInput``.  Evaluation
+sends ``[correct, total, loss_sum]`` the same way.  Before taking part the
+client rebuilds the phase's ``Config`` from ``PhaseOpen`` and its own model
+and refuses a configuration frame that differs (``run_session(expected_config=...)``),
+and checks that the session label names this model, round and phase.
+
+Every method is synchronous (it runs its own event loop); do not call them
+from inside a running event loop.
+"""
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import ssl as _ssl
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..exceptions import DecodeError, SecAggError
+from ..messages import Abort, Hello, ModelReply, ModelRequest, PhaseOpen, PhaseRequest, Welcome
+from ..transport.client import ClientOutcome, run_session
+from ..transport.framing import StreamConnection
+from ..wire import decode, encode
+from . import protocol as P
+from .data import load_csv
+from .model import ModelState, build_model
+
+__all__ = ["Client", "FLError", "EvalReport", "LoadedModel", "train_model", "evaluate_model"]
+
+logger = logging.getLogger(__name__)
+
+_CONTROL_LIMIT = 1 << 16
+
+
+class FLError(SecAggError):
+    """The FL server refused a request (its ``Abort`` reason is the message) or answered nonsense."""
+
+
+def train_model(model, X, y, *, epochs: int = 1, lr: float = 0.05, batch_size: int = 32, momentum: float = 0.9,
+                seed: int | None = None) -> int:
+    """The default local training loop: SGD with momentum on the cross-entropy; returns len(y)."""
+    import torch
+
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    y = np.ascontiguousarray(y, dtype=np.int64)
+    n = len(y)
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    gen = torch.Generator()
+    gen.manual_seed(int(np.random.default_rng(seed).integers(1 << 62)))
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    model.train()
+    for _ in range(epochs):
+        order = torch.randperm(n, generator=gen)
+        for i in range(0, n, batch_size):
+            idx = order[i : i + batch_size]
+            opt.zero_grad()
+            loss_fn(model(Xt[idx]), yt[idx]).backward()
+            opt.step()
+    return n
+
+
+def evaluate_model(model, X, y) -> tuple[int, int, float]:
+    """``(correct, total, loss_sum)`` of ``model`` on ``(X, y)`` (cross-entropy, argmax)."""
+    import torch
+
+    model.eval()
+    with torch.no_grad():
+        logits = model(torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)))
+        yt = torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64))
+        loss = torch.nn.functional.cross_entropy(logits, yt, reduction="sum")
+        correct = int((logits.argmax(1) == yt).sum())
+    return correct, len(y), float(loss)
+
+
+@dataclass
+class LoadedModel:
+    """What the client remembers about a downloaded model."""
+
+    name: str
+    version: int
+    round: int
+    contributors: int
+    digest: bytes
+    architecture: str
+    state: ModelState
+
+
+@dataclass
+class EvalReport:
+    round: int
+    version: int
+    correct: int
+    total: int
+    loss_sum: float
+    outcome: ClientOutcome
+
+
+class Client:
+    """One organisation's connection to an FL ``Server``.
+
+    Args:
+        server_address: ``"HOST:PORT"``.
+        organisation: the name this client registers under (default: a random one);
+            the same name always gets the same client id.
+        client_id: skip registration and use this id.
+        timeout: seconds to wait for any one server frame (a phase may wait
+            this long to open).
+        ssl_context / server_hostname: TLS, as ``transport.run_client``.
+        max_model_bytes: the largest model download accepted.
+    """
+
+    def __init__(self, server_address: str, *, organisation: str | None = None, client_id: int | None = None,
+                 timeout: float = 300.0, ssl_context: _ssl.SSLContext | None = None, server_hostname: str | None = None,
+                 max_model_bytes: int = 1 << 28):
+        host, _, port = str(server_address).removeprefix("tcp://").rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"server_address must be 'HOST:PORT', got {server_address!r}.")
+        self.host, self.port = host.strip("[]"), int(port)
+        self.organisation = organisation or f"org-{np.random.default_rng().integers(1 << 62):x}"
+        self.client_id = client_id
+        self.timeout = float(timeout)
+        self.ssl_context = ssl_context
+        self.server_hostname = server_hostname
+        self.max_model_bytes = int(max_model_bytes)
+        self.welcome: Welcome | None = None
+        self._loaded: dict[int, LoadedModel] = {}
+        self._weights: dict[int, int] = {}
+        self.last_clipped = 0
+
+    # --- plumbing -----------------------------------------------------------------------
+
+    async def _connect(self) -> StreamConnection:
+        ssl = self.ssl_context
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(self.host, self.port, ssl=ssl, server_hostname=(self.server_hostname or self.host) if ssl else None),
+            self.timeout,
+        )
+        return StreamConnection(reader, writer)
+
+    async def _ask(self, msg, limit: int = _CONTROL_LIMIT):
+        conn = await self._connect()
+        try:
+            await conn.send(encode(msg))
+            reply = decode(await asyncio.wait_for(conn.recv(limit), self.timeout))
+        finally:
+            conn.close()
+        if isinstance(reply, Abort):
+            raise FLError(f"the server refused: {reply.reason}")
+        return reply
+
+    @staticmethod
+    def _run(coro):
+        return asyncio.run(coro)
+
+    # --- registration and models ---------------------------------------------------------
+
+    def register(self) -> Welcome:
+        """Register the organisation (once); returns the server's ``Welcome``."""
+        if self.welcome is None:
+            reply = self._run(self._ask(Hello(self.organisation)))
+            if not isinstance(reply, Welcome):
+                raise FLError(f"expected Welcome, got {type(reply).__name__}.")
+            self.welcome = reply
+            if self.client_id is None:
+                self.client_id = reply.client_id
+        return self.welcome
+
+    async def _fetch(self, name: str, version: int) -> LoadedModel:
+        reply = await self._ask(ModelRequest(name, version), self.max_model_bytes)
+        if not isinstance(reply, ModelReply) or reply.name != name or (version != -1 and reply.version != version):
+            raise FLError("the server answered a model request with something else.")
+        state = ModelState.from_blobs(reply.tensors)
+        if state.digest != reply.digest:
+            raise FLError(f"model {name!r} version {reply.version}: the tensors do not match the announced SHA-256.")
+        return LoadedModel(reply.name, reply.version, reply.round, reply.contributors, reply.digest, reply.architecture, state)
+
+    def load_model(self, name: str | None = None, version: int = -1, *, model=None):
+        """Download a global model from the registry and return it as a torch module.
+
+        Args:
+            name: the model's name (default: the one the server trains).
+            version: a version number, or -1 for the latest.
+            model: a module to load the weights into (in place); default: a new
+                module of the registered built-in architecture (``fl.model.build_model``).
+        """
+        name = name or self.register().model
+        loaded = self._run(self._fetch(name, version))
+        module = self._module(loaded, model)
+        self._loaded[id(module)] = loaded
+        self._weights.pop(id(module), None)
+        return module
+
+    @staticmethod
+    def _module(loaded: LoadedModel, model):
+        if model is None:
+            model = build_model(loaded.architecture)
+        model.load_state_dict(loaded.state.to_state_dict())
+        return model
+
+    def model_info(self, model) -> LoadedModel:
+        """The registry entry ``model`` was loaded from."""
+        try:
+            return self._loaded[id(model)]
+        except KeyError:
+            raise ValueError("this model was not loaded with load_model().") from None
+
+    # --- local work -----------------------------------------------------------------------
+
+    def train(self, model, data_path=None, *, epochs: int = 1, label: str = "label", train_fn=None, data=None,
+              lr: float = 0.05, batch_size: int = 32, momentum: float = 0.9, seed: int | None = None) -> int:
+        """Train ``model`` locally; returns the number of examples (the update's weight).
+
+        Either ``data_path`` (a CSV with a header and a ``label`` column, every
+        other column a feature), ``data=(X, y)``, or ``train_fn(model) -> number
+        of examples`` for any other training loop.  The default loop is SGD with
+        momentum on the cross-entropy, mini-batches of ``batch_size``.
+        """
+        if train_fn is not None:
+            n = int(train_fn(model))
+        else:
+            X, y = load_csv(data_path, label) if data is None else data
+            n = train_model(model, X, y, epochs=epochs, lr=lr, batch_size=batch_size, momentum=momentum, seed=seed)
+        if n < 1:
+            raise ValueError("training used no examples; there is nothing to send.")
+        self._weights[id(model)] = n
+        return n
+
+    @staticmethod
+    def evaluate_local(model, X, y) -> tuple[int, int, float]:
+        """``(correct, total, loss_sum)`` of ``model`` on ``(X, y)`` (cross-entropy, argmax)."""
+        return evaluate_model(model, X, y)
+
+    # --- secure aggregation phases ------------------------------------------------------------
+
+    async def _open_phase(self, name: str, phase: str, round_: int, version: int):
+        conn = await self._connect()
+        try:
+            await conn.send(encode(PhaseRequest(name, phase, round_, self.client_id, version)))
+            msg = decode(await asyncio.wait_for(conn.recv(_CONTROL_LIMIT), self.timeout))
+        except BaseException:
+            conn.close()
+            raise
+        if isinstance(msg, Abort):
+            conn.close()
+            raise FLError(f"the server refused to open the {phase} phase: {msg.reason}")
+        if not isinstance(msg, PhaseOpen) or msg.name != name or msg.phase != phase or (round_ != -1 and msg.round != round_):
+            conn.close()
+            raise FLError("the server answered a phase request with something else.")
+        if self.welcome is not None and msg.num_clients != self.welcome.num_clients:
+            conn.close()
+            raise FLError("the phase's cohort size differs from the one announced at registration.")
+        if not P.label_matches(msg.session_label, name, msg.round, phase):
+            conn.close()
+            raise FLError("the phase's session label does not name this model, round and phase.")
+        return conn, msg
+
+    async def _aggregate(self, conn, op: PhaseOpen, vector, crash_after) -> ClientOutcome:
+        try:
+            cfg = P.phase_config(op.num_clients, op.threshold, op.bits, op.vector_length, op.session_label)
+        except (TypeError, ValueError) as exc:  # e.g. a threshold that is not a majority
+            conn.close()
+            raise FLError(f"the phase's parameters are unsafe or invalid: {exc}") from None
+        outcome = await run_session(conn, self.client_id, vector, drop_after=crash_after, timeout=self.timeout, expected_config=cfg)
+        if outcome.status != "crashed":
+            await conn.wait_closed()
+        return outcome
+
+    def send_update(self, model, *, weight: int | None = None, crash_after: str | None = None) -> ClientOutcome:
+        """Take part in the next training round with ``model``'s update.
+
+        Args:
+            weight: the number of examples (default: what ``train`` returned).
+            crash_after: testing only: a protocol round name after whose reply
+                the client closes its socket abruptly, as a crash would.
+
+        Returns:
+            the transport's ``ClientOutcome`` (``.ok``, ``.status``, ``.reason``).
+
+        Raises:
+            FLError: the server refused the phase (e.g. a stale model version).
+        """
+        self.register()
+        base = self.model_info(model)
+        weight = weight if weight is not None else self._weights.get(id(model))
+        if weight is None:
+            raise ValueError("no weight: call train() first or pass weight= (the number of examples).")
+        new = ModelState.from_state_dict(model.state_dict())
+        if new.structure != base.state.structure:
+            raise ValueError("the model's tensors differ in name, dtype or shape from the version it was loaded from.")
+        delta = new.float_vector() - base.state.float_vector()
+
+        async def go():
+            conn, op = await self._open_phase(base.name, P.TRAIN, -1, base.version)
+            if op.vector_length != delta.size + 1:
+                conn.close()
+                raise FLError(f"the phase expects vectors of {op.vector_length} elements, this model gives {delta.size + 1}.")
+            if weight > op.max_weight:
+                conn.close()
+                raise ValueError(f"weight {weight} exceeds the server's max_weight {op.max_weight}.")
+            quantizer = P.train_quantizer(op.clip, op.bits, op.num_clients, op.max_weight)
+            vector, clipped = quantizer.encode(delta, weight=weight)
+            self.last_clipped = clipped
+            if clipped:
+                logger.info("client %d: %d of %d update values clipped to +-%g", self.client_id, clipped, delta.size, op.clip)
+            return await self._aggregate(conn, op, vector, crash_after)
+
+        outcome = self._run(go())
+        if not outcome.ok:
+            logger.warning("client %d: update not aggregated: %s %s", self.client_id, outcome.status, outcome.reason)
+        return outcome
+
+    def evaluate(self, data_path=None, *, label: str = "label", data=None, eval_fn=None, model=None,
+                 name: str | None = None, round: int = -1, crash_after: str | None = None) -> EvalReport:
+        """Take part in the next federated evaluation (of the global version the server names).
+
+        The client downloads that version, computes ``(correct, total, loss_sum)``
+        on its data (``data_path`` CSV, ``data=(X, y)``, or ``eval_fn(module)``
+        returning the triple) and sends it masked.  ``model``: a module to load
+        the weights into (a copy is used), for non-built-in architectures.
+        """
+        self.register()
+        name = name or self.welcome.model
+        if eval_fn is None:
+            X, y = load_csv(data_path, label) if data is None else data
+
+        async def go():
+            conn, op = await self._open_phase(name, P.EVAL, round, -1)
+            try:
+                loaded = await self._fetch(name, op.version)
+                module = self._module(loaded, copy.deepcopy(model) if model is not None else None)
+                correct, total, loss_sum = eval_fn(module) if eval_fn is not None else self.evaluate_local(module, X, y)
+                vector = P.encode_eval(int(correct), int(total), float(loss_sum))
+            except BaseException:
+                conn.close()
+                raise
+            outcome = await self._aggregate(conn, op, vector, crash_after)
+            return EvalReport(op.round, op.version, int(correct), int(total), float(loss_sum), outcome)
+
+        return self._run(go())
+
+    def run(self, data_path=None, *, data=None, eval_data_path=None, eval_data=None, name: str | None = None,
+            epochs: int = 1, model=None, crash: dict | None = None, **train_kw) -> list:
+        """Take part in every phase of the run: evaluate, then (load, train, send, evaluate) per round.
+
+        Training data: ``data_path`` or ``data=(X, y)``; evaluation data:
+        ``eval_data_path`` / ``eval_data`` (default: the training data).
+        ``crash``: testing only, ``{round: protocol round}`` crashes in those training rounds.
+        Returns the list of ``ClientOutcome`` of the training rounds.
+        """
+        welcome = self.register()
+        name = name or welcome.model
+        label = train_kw.get("label", "label")
+        if eval_data_path is None and eval_data is None:
+            eval_data_path, eval_data = data_path, data
+        evaluate = lambda: self.evaluate(eval_data_path, data=eval_data, label=label, name=name, model=model)  # noqa: E731
+        evaluate()
+        outcomes = []
+        for r in range(1, welcome.rounds + 1):
+            m = self.load_model(name, model=model)
+            self.train(m, data_path, data=data, epochs=epochs, **train_kw)
+            outcomes.append(self.send_update(m, crash_after=(crash or {}).get(r)))
+            evaluate()
+        return outcomes
