@@ -35,7 +35,6 @@ without it.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 
@@ -45,6 +44,7 @@ from ..client import Client
 from ..config import Config
 from ..exceptions import DecodeError, SecAggError
 from ..hazmat.quantize import Quantizer
+from ..hazmat.rng import Rng, resolve
 from ..messages import Abort
 from ..server import Server
 from ..wire import decode, decode_config, encode, encode_config
@@ -296,6 +296,7 @@ class LeptonSecAggWorkflow:
         bits: int = 32,
         prg: str = "aes128ctr",
         timeout: float | None = None,
+        rng: Rng | None = None,
     ) -> None:
         for name, value in (("num_shares", num_shares), ("reconstruction_threshold", reconstruction_threshold)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
@@ -318,6 +319,7 @@ class LeptonSecAggWorkflow:
         self.bits = bits
         self.prg = prg
         self.timeout = timeout
+        self._rng = resolve(rng)
         self.reports: list[RoundReport] = []
         # Fail early on a quantiser that can never work (e.g. max_weight too large for bits).
         self.make_quantizer(2)
@@ -382,7 +384,7 @@ class LeptonSecAggWorkflow:
         templates = parameters_to_ndarrays(parameters)
         length = sum(int(np.asarray(a).size) for a in templates) + 1  # + the weight slot
 
-        label = b"flower/%d/%d/" % (int(getattr(context, "run_id", 0) or 0), current_round) + os.urandom(16)
+        label = b"flower/%d/%d/" % (int(getattr(context, "run_id", 0) or 0), current_round) + self._rng.bytes(16)
         n = len(node_ids)
         cfg = self.make_config(n, length, label)
         quantizer = self.make_quantizer(n)
