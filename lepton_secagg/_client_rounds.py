@@ -97,8 +97,7 @@ def share_keys(ctx: ClientContext, state: ClientState, msg: ShareKeysRequest) ->
     if cfg.neighbors is None and msg.session_id != S.session_id(cfg, msg.keys):
         raise _remote("the session id does not match the advertised keys", "share_keys", me)
     size = len(ctx.neighborhood)
-    seed_shares = shamir.split(state.seed, size, cfg.threshold, ctx.rng)
-    key_shares = shamir.split(state.masking.private, size, cfg.threshold, ctx.rng)
+    seed_shares, key_shares = shamir.split_many([state.seed, state.masking.private], size, cfg.threshold, ctx.rng)
     boxes, box_keys, own_shares = [], {}, None
     for pos, holder in enumerate(ctx.neighborhood):
         if holder not in peers:
