@@ -81,10 +81,15 @@ def quantize(values, clip: float, step: float, *, rng: np.random.Generator | Non
     count = levels(clip, step)
     array = _check_values(values)
     generator = _check_generator(rng)
-    clipped = int(np.count_nonzero(np.abs(array) > clip))
-    scaled = (np.clip(array, -clip, clip) + clip) * (count / (2 * clip))
-    floor = np.floor(scaled)
-    q = floor + (generator.random(scaled.shape) < scaled - floor)
+    # One scratch array, updated in place: quantising a model is on every
+    # client's critical path, and each full pass over it costs memory bandwidth.
+    scaled = np.clip(array, -clip, clip)
+    clipped = int(array.size - np.count_nonzero(scaled == array))
+    scaled += clip
+    scaled *= count / (2 * clip)
+    q = np.floor(scaled)
+    scaled -= q  # now the fractional part
+    q += generator.random(scaled.shape) < scaled
     # Float rounding can put clip a hair above L; never let it cost a level.
     np.minimum(q, count, out=q)
     return q.astype(np.uint64), clipped
