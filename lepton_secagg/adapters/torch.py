@@ -39,7 +39,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..hazmat import masking as _masking
-from ..hazmat.prg import key_size
 from ..hazmat.quantize import Quantizer, levels as _levels
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -635,32 +634,7 @@ def add_masks(tensor, keys, signs, suite: str = "chacha20", offset: int = 0, *, 
         raise ValueError(f"tensor must be 1-D, got shape {tuple(vector.shape)}.")
     if engine not in _ENGINES:
         raise ValueError(f"engine must be one of {_ENGINES}, got {engine!r}.")
-    size = key_size(suite)
-    keys = [bytes(k) if isinstance(k, bytearray) else k for k in keys]
-    signs = list(signs)
-    if len(keys) != len(signs):
-        raise ValueError(f"got {len(keys)} keys but {len(signs)} signs.")
-    for key in keys:
-        if not isinstance(key, bytes):
-            raise TypeError(f"keys must be bytes, not {type(key).__name__}.")
-        if len(key) != size:
-            raise ValueError(f"a {suite} key is {size} bytes, got {len(key)}.")
-    for i, sign in enumerate(signs):
-        try:
-            value = operator.index(sign)
-        except TypeError:
-            value = None
-        if isinstance(sign, bool) or value not in (1, -1):
-            raise ValueError(f"signs must be +1 or -1, got {sign!r}.")
-        signs[i] = value
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        raise ValueError(f"offset must be a non-negative int, got {offset!r}.")
-    itemsize = vector.element_size()
-    end = (offset + vector.numel()) * itemsize
-    if end > _masking.STREAM_LIMITS[suite]:
-        raise ValueError(
-            f"the mask range ends at byte {end}, past the {suite} stream limit of {_masking.STREAM_LIMITS[suite]}."
-        )
+    keys, signs = _masking.check_mask_arguments(keys, signs, suite, offset, vector.numel(), vector.element_size())
     if engine == "torch" and suite != "chacha20":
         raise ValueError(f"engine='torch' implements chacha20 only; {suite} runs on the CPU kernel (engine='kernel').")
     if engine == "auto":

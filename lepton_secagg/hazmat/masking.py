@@ -17,11 +17,43 @@ import numpy as np
 from .. import _kernels
 from .prg import key_size
 
-__all__ = ["add_masks", "STREAM_LIMITS"]
+__all__ = ["add_masks", "check_mask_arguments", "STREAM_LIMITS"]
 
 #: bytes addressable in one stream: ChaCha20 has a 32-bit block counter (256 GiB);
 #: AES streams are capped at 2^64 bytes so kernels can use 64-bit byte offsets.
 STREAM_LIMITS = {"aes128ctr": 1 << 64, "chacha20": 64 << 32}
+
+
+def check_mask_arguments(keys, signs, suite: str, offset: int, length: int, itemsize: int) -> tuple[list[bytes], list[int]]:
+    """Validate the arguments every masking entry point shares; returns keys as bytes and signs as ints.
+
+    Raises:
+        TypeError / ValueError: an unknown suite, a wrong key type or size, a
+            sign other than +1/-1, a bad offset, or a range past the stream's end.
+    """
+    size = key_size(suite)
+    keys, signs = list(keys), list(signs)
+    if len(keys) != len(signs):
+        raise ValueError(f"got {len(keys)} keys but {len(signs)} signs.")
+    for key in keys:
+        if not isinstance(key, (bytes, bytearray)):
+            raise TypeError(f"keys must be bytes, not {type(key).__name__}.")
+        if len(key) != size:
+            raise ValueError(f"a {suite} key is {size} bytes, got {len(key)}.")
+    for i, sign in enumerate(signs):
+        try:
+            value = operator.index(sign)  # ints and numpy integers, not floats
+        except TypeError:
+            value = None
+        if isinstance(sign, bool) or value not in (1, -1):
+            raise ValueError(f"signs must be +1 or -1, got {sign!r}.")
+        signs[i] = value
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise ValueError(f"offset must be a non-negative int, got {offset!r}.")
+    end = (offset + length) * itemsize
+    if end > STREAM_LIMITS[suite]:
+        raise ValueError(f"the mask range ends at byte {end}, past the {suite} stream limit of {STREAM_LIMITS[suite]}.")
+    return [bytes(k) for k in keys], signs
 
 
 def add_masks(
@@ -54,29 +86,7 @@ def add_masks(
         raise ValueError(f"vector must be 1-D, got shape {vector.shape}.")
     if not vector.flags.writeable:
         raise ValueError("vector must be writable.")
-    size = key_size(suite)
-    keys = list(keys)
-    signs = list(signs)
-    if len(keys) != len(signs):
-        raise ValueError(f"got {len(keys)} keys but {len(signs)} signs.")
-    for key in keys:
-        if not isinstance(key, (bytes, bytearray)):
-            raise TypeError(f"keys must be bytes, not {type(key).__name__}.")
-        if len(key) != size:
-            raise ValueError(f"a {suite} key is {size} bytes, got {len(key)}.")
-    for i, sign in enumerate(signs):
-        try:
-            value = operator.index(sign)  # ints and numpy integers, not floats
-        except TypeError:
-            value = None
-        if isinstance(sign, bool) or value not in (1, -1):
-            raise ValueError(f"signs must be +1 or -1, got {sign!r}.")
-        signs[i] = value
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        raise ValueError(f"offset must be a non-negative int, got {offset!r}.")
-    end = (offset + vector.shape[0]) * vector.itemsize
-    if end > STREAM_LIMITS[suite]:
-        raise ValueError(f"the mask range ends at byte {end}, past the {suite} stream limit of {STREAM_LIMITS[suite]}.")
+    keys, signs = check_mask_arguments(keys, signs, suite, offset, vector.shape[0], vector.itemsize)
     if threads is None:
         threads = min(os.cpu_count() or 1, 8) if vector.nbytes >= (1 << 20) else 1
     elif isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
@@ -86,8 +96,8 @@ def add_masks(
     if not vector.flags.c_contiguous:
         # Kernels take contiguous buffers; work on a copy and write it back.
         work = np.ascontiguousarray(vector)
-        _kernels.add_masks(work, [bytes(k) for k in keys], signs, suite, offset, threads)
+        _kernels.add_masks(work, keys, signs, suite, offset, threads)
         vector[...] = work
         return vector
-    _kernels.add_masks(vector, [bytes(k) for k in keys], signs, suite, offset, threads)
+    _kernels.add_masks(vector, keys, signs, suite, offset, threads)
     return vector
