@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 
-import numpy as np
 import torch
 
 import lepton_secagg as ls

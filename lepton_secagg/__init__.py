@@ -35,6 +35,8 @@ __all__ = [
     "decode",
     "testing",
     "encoding",
+    "hazmat",
+    "adapters",
     *(n for n in _messages_all if n not in {c.__name__ for c in _fl_messages} | {"FL_MESSAGES"}),
     "SecAggError",
     "LocalProtocolError",

@@ -30,7 +30,6 @@ from .messages import (
     AdvertiseKeys,
     ConsistencyCheckRequest,
     ConsistencySignature,
-    KeyEntry,
     MaskedInput,
     MaskedInputRequest,
     ShareKeys,

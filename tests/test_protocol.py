@@ -23,7 +23,6 @@ def random_inputs(cfg, seed):
 
 
 def plain_sum(cfg, inputs, ids):
-    total = sum((int(x) for x in ()), 0)  # noqa: F841  (keeps the reduction below explicit)
     acc = np.zeros(cfg.vector_length, dtype=object)
     for i in ids:
         acc += inputs[i].astype(object)

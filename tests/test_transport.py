@@ -272,8 +272,8 @@ def test_tcp_refuses_duplicates_out_of_range_and_non_join():
     res, outs = asyncio.run(go())
     assert res.included == (0, 1, 2, 3)
     _check(res, inputs, cfg)
-    dup, oor, big, nj = outs[4:]
-    assert any(isinstance(m, ls.Abort) and "already joined" in m.reason for m in dup)
+    duplicate, oor, big, nj = outs[4:]
+    assert any(isinstance(m, ls.Abort) and "already joined" in m.reason for m in duplicate)
     assert any(isinstance(m, ls.Abort) and "out of range" in m.reason for m in oor)
     assert big == []  # closed without a word
     assert any(isinstance(m, ls.Abort) and "Join" in m.reason for m in nj)

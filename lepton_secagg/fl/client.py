@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..exceptions import DecodeError, SecAggError
+from ..exceptions import SecAggError
 from ..messages import Abort, Hello, ModelReply, ModelRequest, PhaseOpen, PhaseRequest, Welcome
 from ..transport.client import ClientOutcome, run_session
 from ..transport.framing import StreamConnection

@@ -29,7 +29,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 
 from ..exceptions import Aborted, DecodeError
 from ..hazmat.rng import Rng, resolve
