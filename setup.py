@@ -18,7 +18,7 @@ if not os.environ.get("LEPTON_SECAGG_PUREPYTHON") and platform.python_implementa
             Extension(
                 "lepton_secagg._kernels._speedups",
                 sources=sources,
-                extra_compile_args=["-O3", "-std=c11", "-pthread"],
+                extra_compile_args=["-O3", "-std=c11", "-pthread", "-ffp-contract=off"],
                 extra_link_args=["-pthread"],
                 optional=True,
             )

@@ -55,6 +55,13 @@ extern const ls_kernel ls_chacha_scalar; /* portable, 1 block */
 extern const ls_kernel ls_chacha_avx2;   /* 8 blocks in parallel */
 extern const ls_kernel ls_chacha_avx512; /* 16 blocks in parallel */
 
+/* Fused quantisation (quantize.c): out[i] = min(floor(s) + (u[i] < frac(s)), levels)
+ * * weight with s = (clip(values[i], -clip, clip) + clip) * scale, out holding
+ * uint32 (w64 = 0) or uint64 words; returns how many values were clipped.
+ * Pure C, no Python objects: callable without the GIL. */
+size_t ls_quantize_into(const double *values, const double *uniforms, void *out, int w64, size_t n,
+                        double clip, double scale, double levels, uint64_t weight);
+
 /* CPU feature probes (speedups.c). */
 int ls_cpu_has(const char *feature);
 

@@ -1,6 +1,7 @@
 /* lepton_secagg._kernels._speedups: the C masking kernel.
  *
  * add_masks(vector, keys, signs, suite, offset, threads) -> None
+ * quantize_into(values, uniforms, out, clip, scale, levels, weight) -> int (quantize.c)
  *
  * In place, for each key k: vector[i] += sign_k * word_k[offset + i] (mod 2^w),
  * word_k being the little-endian reading of the suite keystream under keys[k].
@@ -516,6 +517,132 @@ done:
     return result;
 }
 
+/* ---- quantize_into ------------------------------------------------------ */
+
+/* "d" (native float64), with an optional native byte-order prefix. */
+static int format_is_double(const char *fmt)
+{
+    if (fmt == NULL)
+        return 0;
+    if (*fmt == '@' || *fmt == '=' || *fmt == '<')
+        fmt++;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    else if (*fmt == '>' || *fmt == '!')
+        fmt++;
+#endif
+    return fmt[0] == 'd' && fmt[1] == '\0';
+}
+
+/* A C-contiguous buffer view of `obj` (any shape); 0 with an exception set on failure. */
+static int get_array_view(PyObject *obj, Py_buffer *view, const char *name, int writable)
+{
+    if (PyObject_GetBuffer(obj, view, writable ? PyBUF_RECORDS : PyBUF_RECORDS_RO) < 0) {
+        if (writable && PyObject_CheckBuffer(obj)) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_ValueError, "%s must be writable.", name);
+            return 0;
+        }
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "%s must support the buffer protocol (a numpy array), not %.100s.", name,
+                     Py_TYPE(obj)->tp_name);
+        return 0;
+    }
+    if (!PyBuffer_IsContiguous(view, 'C')) {
+        PyBuffer_Release(view);
+        PyErr_Format(PyExc_ValueError, "%s must be C-contiguous.", name);
+        return 0;
+    }
+    return 1;
+}
+
+static PyObject *quantize_into(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 7) {
+        PyErr_Format(PyExc_TypeError,
+                     "quantize_into() takes 7 positional arguments "
+                     "(values, uniforms, out, clip, scale, levels, weight), got %zd.",
+                     nargs);
+        return NULL;
+    }
+    PyObject *clip_obj = args[3], *scale_obj = args[4], *levels_obj = args[5], *weight_obj = args[6];
+
+    /* scalars */
+    if (!PyFloat_Check(clip_obj) || !PyFloat_Check(scale_obj)) {
+        PyErr_Format(PyExc_TypeError, "clip and scale must be floats, got %.100s and %.100s.",
+                     Py_TYPE(clip_obj)->tp_name, Py_TYPE(scale_obj)->tp_name);
+        return NULL;
+    }
+    double clip = PyFloat_AS_DOUBLE(clip_obj), scale = PyFloat_AS_DOUBLE(scale_obj);
+    if (!PyLong_Check(levels_obj) || PyBool_Check(levels_obj) || !PyLong_Check(weight_obj) || PyBool_Check(weight_obj)) {
+        PyErr_Format(PyExc_TypeError, "levels and weight must be ints, got %.100s and %.100s.",
+                     Py_TYPE(levels_obj)->tp_name, Py_TYPE(weight_obj)->tp_name);
+        return NULL;
+    }
+    unsigned long long levels = PyLong_AsUnsignedLongLong(levels_obj);
+    /* <= 2^63: then min(q, levels) <= 2^63 always converts to a uint64 exactly */
+    if ((levels == (unsigned long long)-1 && PyErr_Occurred()) || levels < 1 || levels > (1ULL << 63)) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError, "levels must be an int in 1..2**63, got %R.", levels_obj);
+        return NULL;
+    }
+    unsigned long long weight = PyLong_AsUnsignedLongLong(weight_obj);
+    if (weight == (unsigned long long)-1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError, "weight must be an int in 0..2**64-1, got %R.", weight_obj);
+        return NULL;
+    }
+
+    /* buffers */
+    Py_buffer vv, uv, ov;
+    if (!get_array_view(args[0], &vv, "values", 0))
+        return NULL;
+    if (!get_array_view(args[1], &uv, "uniforms", 0)) {
+        PyBuffer_Release(&vv);
+        return NULL;
+    }
+    if (!get_array_view(args[2], &ov, "out", 1)) {
+        PyBuffer_Release(&vv);
+        PyBuffer_Release(&uv);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    if (vv.itemsize != 8 || !format_is_double(vv.format)) {
+        PyErr_Format(PyExc_TypeError, "values must hold native float64 (format 'd'), got format %s.",
+                     vv.format ? vv.format : "B");
+        goto done;
+    }
+    if (uv.itemsize != 8 || !format_is_double(uv.format)) {
+        PyErr_Format(PyExc_TypeError, "uniforms must hold native float64 (format 'd'), got format %s.",
+                     uv.format ? uv.format : "B");
+        goto done;
+    }
+    if ((ov.itemsize != 4 && ov.itemsize != 8) || !format_is_unsigned(ov.format)) {
+        PyErr_Format(PyExc_TypeError, "out must hold native uint32 or uint64 (format 'I', 'L' or 'Q'), got format %s.",
+                     ov.format ? ov.format : "B");
+        goto done;
+    }
+    size_t n = (size_t)(vv.len / 8);
+    if ((size_t)(uv.len / 8) != n || (size_t)(ov.len / ov.itemsize) != n) {
+        PyErr_Format(PyExc_ValueError, "values, uniforms and out must have the same length, got %zd, %zd and %zd.",
+                     vv.len / 8, uv.len / 8, ov.len / ov.itemsize);
+        goto done;
+    }
+    size_t clipped;
+    int w64 = ov.itemsize == 8;
+    Py_BEGIN_ALLOW_THREADS
+    clipped = ls_quantize_into((const double *)vv.buf, (const double *)uv.buf, ov.buf, w64, n, clip, scale,
+                               (double)levels, (uint64_t)weight);
+    Py_END_ALLOW_THREADS
+    result = PyLong_FromSize_t(clipped);
+
+done:
+    PyBuffer_Release(&vv);
+    PyBuffer_Release(&uv);
+    PyBuffer_Release(&ov);
+    return result;
+}
+
 /* ---- private helpers for tests and benchmarks --------------------------- */
 
 static PyObject *kernel_names(PyObject *module, PyObject *unused)
@@ -616,8 +743,16 @@ PyDoc_STRVAR(add_masks_doc,
 "RFC 8439, 32-byte keys, zero nonce, counter from 0).  signs are +1/-1.\n"
 "threads >= 1 splits the element range across workers.  The GIL is released.");
 
+PyDoc_STRVAR(quantize_into_doc,
+"quantize_into(values, uniforms, out, clip, scale, levels, weight) -> int\n--\n\n"
+"Fused quantisation: out[i] = min(floor(s) + (uniforms[i] < s - floor(s)), levels) * weight\n"
+"(mod the out width) with s = (clip(values[i], -clip, clip) + clip) * scale; returns\n"
+"how many values were clipped.  values and uniforms are C-contiguous float64 buffers,\n"
+"out a writable C-contiguous uint32/uint64 buffer of the same length.  The GIL is released.");
+
 static PyMethodDef methods[] = {
     {"add_masks", (PyCFunction)(void (*)(void))add_masks, METH_FASTCALL, add_masks_doc},
+    {"quantize_into", (PyCFunction)(void (*)(void))quantize_into, METH_FASTCALL, quantize_into_doc},
     {"_kernels", kernel_names, METH_NOARGS, "The kernel used per suite (private; for tests and benchmarks)."},
     {"_available_kernels", available_kernels, METH_NOARGS, "Kernels this CPU can run, fastest first (private)."},
     {"_set_kernels", (PyCFunction)(void (*)(void))set_kernels, METH_FASTCALL,
@@ -660,7 +795,7 @@ static PyModuleDef_Slot slots[] = {
 static struct PyModuleDef moduledef = {
     PyModuleDef_HEAD_INIT,
     .m_name = "lepton_secagg._kernels._speedups",
-    .m_doc = "C masking kernels (AES-NI/VAES AES-128-CTR, SIMD ChaCha20) for lepton_secagg.",
+    .m_doc = "C masking kernels (AES-NI/VAES AES-128-CTR, SIMD ChaCha20) and fused quantisation for lepton_secagg.",
     .m_size = sizeof(module_state),
     .m_methods = methods,
     .m_slots = slots,

@@ -30,11 +30,12 @@ _BACKENDS = [
 
 @pytest.fixture(scope="session", autouse=True, params=_BACKENDS)
 def kernel_backend(request):
-    """Patch the masking kernel for the whole session; yields the backend module."""
+    """Patch the masking and quantisation kernels for the whole session; yields the backend module."""
     module = request.param
-    saved = kernels.add_masks
+    saved = kernels.add_masks, kernels.quantize_into
     kernels.add_masks = module.add_masks
+    kernels.quantize_into = module.quantize_into
     try:
         yield module
     finally:
-        kernels.add_masks = saved
+        kernels.add_masks, kernels.quantize_into = saved

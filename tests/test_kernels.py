@@ -450,3 +450,174 @@ def test_pure_python_switch_selects_numpy():
     import lepton_secagg._kernels as kernels
 
     assert kernels.BACKEND == "python"
+
+
+# ---------------------------------------------------------------------------
+# quantize_into: the fused quantisation kernel against the numpy formula that
+# hazmat.quantize used before the kernel existed, bit for bit.
+
+
+def _old_quantize_formula(values, uniforms, clip, count, weight, dtype):
+    """The pre-kernel ``quantize`` + ``Quantizer.encode`` steps, verbatim."""
+    scaled = np.clip(values, -clip, clip)
+    clipped = int(values.size - np.count_nonzero(scaled == values))
+    scaled += clip
+    scaled *= count / (2 * clip)
+    q = np.floor(scaled)
+    scaled -= q
+    q += uniforms < scaled
+    np.minimum(q, count, out=q)
+    q = q.astype(np.uint64)
+    out = np.empty(values.size, dtype=dtype)
+    np.multiply(q, weight, out=out, casting="unsafe")
+    return out, clipped
+
+
+_CLIPS = st.one_of(
+    st.sampled_from([1e-300, 1e-10, 0.5, 1.0, 8.0, 1e10, 1e300, 1.5e308]),
+    st.floats(1e-300, 1e300, allow_nan=False, allow_infinity=False),
+)
+_LEVELS = st.one_of(st.sampled_from([1, 2, 3, 1000, 2**32 - 1, 2**52 + 1, 2**53, 2**63]), st.integers(1, 2**63))
+_WEIGHTS = st.one_of(st.sampled_from([0, 1, 100, 1000, 2**32 - 1, 2**32, 2**64 - 1]), st.integers(0, 2**64 - 1))
+# Element kinds, relative to clip: exact +-clip, just inside/outside, far beyond, zeros, random inside.
+_KINDS = st.lists(st.tuples(st.integers(0, 9), st.floats(-1, 1)), max_size=60)
+
+
+def _make_values(clip, kinds):
+    out = []
+    for kind, r in kinds:
+        out.append(
+            [
+                clip,
+                -clip,
+                0.0,
+                -0.0,
+                np.nextafter(clip, np.inf),
+                np.nextafter(-clip, -np.inf),
+                np.nextafter(clip, 0.0),
+                r * clip * 3,
+                r * 1e300,
+                r * clip,
+            ][kind]
+        )
+    return np.array(out, dtype=np.float64)
+
+
+@given(_CLIPS, _LEVELS, _WEIGHTS, _KINDS, st.integers(0, 2**32), st.sampled_from(DTYPES), st.booleans())
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_quantize_into_matches_the_numpy_spec_and_the_old_formula(
+    kernel_backend, clip, count, weight, kinds, seed, dtype, ties
+):
+    with np.errstate(all="ignore"):  # clip = 1.5e308 overflows c + clip to inf on purpose
+        _check_quantize_into_parity(kernel_backend, clip, count, weight, kinds, seed, dtype, ties)
+
+
+def _check_quantize_into_parity(kernel_backend, clip, count, weight, kinds, seed, dtype, ties):
+    scale = count / (2 * clip)
+    values = _make_values(clip, kinds)
+    rng = np.random.default_rng(seed)
+    uniforms = rng.random(values.size)
+    if ties and values.size:
+        # uniforms equal to the fractional part: the strict < must agree too
+        s = (np.clip(values, -clip, clip) + clip) * scale
+        frac = s - np.floor(s)
+        pick = rng.random(values.size) < 0.5
+        uniforms[pick] = np.where(np.isfinite(frac[pick]) & (frac[pick] < 1), frac[pick], 0.0)
+    expected, expected_clipped = _old_quantize_formula(values, uniforms, clip, count, weight, dtype)
+    for impl in {kernel_backend.quantize_into, _native.quantize_into}:
+        out = np.full(values.size, 0xA5, dtype=dtype)
+        clipped = impl(values, uniforms, out, clip, scale, count, weight)
+        assert clipped == expected_clipped
+        assert np.array_equal(out, expected), (impl, values, uniforms, out, expected)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_quantize_into_any_shape_and_large_vectors(kernel_backend, dtype):
+    rng = np.random.default_rng(42)
+    values = rng.normal(0, 4, size=(3, 1000, 7))
+    uniforms = rng.random(values.shape)
+    out = np.empty(values.shape, dtype=dtype)
+    clipped = kernel_backend.quantize_into(values, uniforms, out, 8.0, 1000 / 16.0, 1000, 997)
+    expected, expected_clipped = _old_quantize_formula(values.ravel(), uniforms.ravel(), 8.0, 1000, 997, dtype)
+    assert clipped == expected_clipped > 0
+    assert np.array_equal(out.ravel(), expected)
+
+
+def test_quantize_into_empty(kernel_backend):
+    for dtype in DTYPES:
+        out = np.empty(0, dtype=dtype)
+        assert kernel_backend.quantize_into(np.empty(0), np.empty(0), out, 1.0, 0.5, 1, 1) == 0
+
+
+def test_quantize_into_rejects_bad_arguments(kernel_backend):
+    f = kernel_backend.quantize_into
+    v, u, o = np.zeros(4), np.zeros(4), np.zeros(4, np.uint32)
+    ok = (v, u, o, 1.0, 0.5, 1, 1)
+    f(*ok)
+
+    def call(i, value):
+        args = list(ok)
+        args[i] = value
+        return f(*args)
+
+    for i, bad in [
+        (0, np.zeros(4, np.float32)),
+        (0, np.zeros(4, np.int64)),
+        (0, np.zeros(4, ">f8")),
+        (1, np.zeros(4, np.float32)),
+        (2, np.zeros(4, np.int32)),
+        (2, np.zeros(4, np.uint16)),
+        (2, np.zeros(4, np.float64)),
+        (0, [0.0] * 4),
+        (2, "abcd"),
+        (3, 1),
+        (4, None),
+        (5, 1.0),
+        (5, True),
+        (6, 1.5),
+    ]:
+        with pytest.raises(TypeError):
+            call(i, bad)
+    readonly = np.zeros(4, np.uint32)
+    readonly.flags.writeable = False
+    for i, bad in [
+        (0, np.zeros(8)[::2]),
+        (1, np.zeros(8)[::2]),
+        (2, np.zeros(8, np.uint64)[::2]),
+        (2, readonly),
+        (0, np.zeros(5)),
+        (1, np.zeros(3)),
+        (2, np.zeros(5, np.uint32)),
+        (5, 0),
+        (5, 2**63 + 1),
+        (6, -1),
+        (6, 2**64),
+    ]:
+        with pytest.raises(ValueError):
+            call(i, bad)
+
+
+def test_quantize_into_releases_the_gil(c_only):
+    """Another thread makes progress while a long quantisation runs."""
+    values = np.random.default_rng(0).normal(size=4_000_000)
+    uniforms = np.random.default_rng(1).random(values.size)
+    out = np.empty(values.size, np.uint64)
+    ticks = []
+    done = threading.Event()
+
+    def ticker():
+        while not done.is_set():
+            ticks.append(1)
+
+    t = threading.Thread(target=ticker)
+    t.start()
+    during = 0
+    try:
+        for _ in range(3):
+            before = len(ticks)
+            c_only.quantize_into(values, uniforms, out, 1.0, 500.0, 1000, 1)
+            during += len(ticks) - before  # the ticker can only run meanwhile if the GIL was released
+    finally:
+        done.set()
+        t.join()
+    assert during > 100

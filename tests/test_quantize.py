@@ -232,3 +232,60 @@ def test_64_bit_single_client_grid_stays_exact():
     assert encoded.tolist() == [2**53, 0, 2**52, 2**53]
     with pytest.raises(ValueError, match="2\\^53"):
         Quantizer(clip=1.0, step=2.0 / 2**60, bits=64, num_clients=1)
+
+
+def _old_quantize(values, clip, step, rng):
+    """``quantize`` as it was before the fused kernel: the numpy passes, verbatim."""
+    count = levels(clip, step)
+    array = np.asarray(values).astype(np.float64, copy=False)
+    scaled = np.clip(array, -clip, clip)
+    clipped = int(array.size - np.count_nonzero(scaled == array))
+    scaled += clip
+    scaled *= count / (2 * clip)
+    q = np.floor(scaled)
+    scaled -= q
+    q += rng.random(scaled.shape) < scaled
+    np.minimum(q, count, out=q)
+    return q.astype(np.uint64), clipped
+
+
+def _old_encode(quantizer, values, weight, rng):
+    q, clipped = _old_quantize(values, quantizer.clip, quantizer.step, rng)
+    encoded = np.empty(quantizer.encoded_length(q.size), dtype=quantizer.dtype)
+    if quantizer.weighted:
+        np.multiply(q, weight, out=encoded[:-1], casting="unsafe")
+        encoded[-1] = weight
+    else:
+        encoded[:] = q
+    return encoded, clipped
+
+
+@given(
+    hnp.arrays(np.float64, st.integers(0, 40), elements=st.floats(-20, 20)),
+    st.sampled_from([0.5, 1, 3.0, 8.0]),
+    st.sampled_from([1e-9, 1e-3, 0.1, 1.0]),
+    st.integers(0, 2**32),
+)
+def test_quantize_is_unchanged_by_the_fused_kernel(values, clip, step, seed):
+    values = np.concatenate([values, [clip, -clip, 0.0, 2 * clip, -2 * clip]])
+    for shaped in (values, values[::2], values.reshape(-1, 1)):
+        q, clipped = quantize(shaped, clip, step, rng=_rng(seed))
+        q_old, clipped_old = _old_quantize(shaped, clip, step, _rng(seed))
+        assert q.dtype == np.uint64 and q.shape == q_old.shape
+        assert clipped == clipped_old and np.array_equal(q, q_old)
+
+
+@pytest.mark.parametrize("bits", [12, 32, 33, 64])
+@pytest.mark.parametrize("max_weight", [None, 1, 7, 1000])
+@pytest.mark.parametrize("n", [0, 1, 1001])
+def test_encode_is_unchanged_by_the_fused_kernel(bits, max_weight, n):
+    budget = 50 * (max_weight or 1)
+    if budget.bit_length() > bits:
+        pytest.skip("no such quantizer")
+    quantizer = Quantizer(clip=8.0, bits=bits, num_clients=50, max_weight=max_weight)
+    values = _rng(n).normal(0, 6, n)
+    for weight in ([None] if max_weight is None else sorted({1, max_weight})):
+        encoded, clipped = quantizer.encode(values, weight=weight, rng=_rng(bits + n))
+        expected, expected_clipped = _old_encode(quantizer, values, weight, _rng(bits + n))
+        assert encoded.dtype == expected.dtype and np.array_equal(encoded, expected)
+        assert clipped == expected_clipped

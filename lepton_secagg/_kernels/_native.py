@@ -1,9 +1,15 @@
-"""The numpy masking kernel: the readable specification of the C kernel.
+"""The numpy kernels: the readable specification of the C kernels.
+
+``add_masks``:
 
 ``vector[i] += sign_k * word_k[offset + i]`` (mod 2^(8*itemsize)) for every
 key k, where ``word_k`` is the PRG keystream of key k read as little-endian
 words of the vector's item size.  Keystream is produced chunk by chunk into
 one reused buffer, so a whole mask is never materialised.
+
+``quantize_into``: the quantisation steps of ``hazmat.quantize``, in place
+into ``out``; the C kernel (src_ext/quantize.c) performs the same IEEE double
+operations in the same order, so the two are bit-identical.
 """
 from __future__ import annotations
 
@@ -33,3 +39,57 @@ def add_masks(vector, keys, signs, suite, offset, threads):
                 np.add(vector[start:stop], part, out=vector[start:stop], casting="unsafe")
             else:
                 np.subtract(vector[start:stop], part, out=vector[start:stop], casting="unsafe")
+
+
+def quantize_into(values, uniforms, out, clip, scale, levels, weight):
+    """``out[i] = min(floor(s) + (uniforms[i] < s - floor(s)), levels) * weight`` (mod the out width).
+
+    ``s = (clip(values[i], -clip, clip) + clip) * scale``.  ``values`` and
+    ``uniforms`` are C-contiguous float64 arrays, ``out`` a C-contiguous
+    uint32/uint64 array with as many elements; returns how many values lay
+    outside [-clip, clip].  Values must be finite (callers check).
+    """
+    values, uniforms, out = _check_quantize_args(values, uniforms, out, clip, scale, levels, weight)
+    # One scratch array, updated in place: each full pass costs memory bandwidth.
+    scaled = np.clip(values, -clip, clip)
+    clipped = int(scaled.size - np.count_nonzero(scaled == values))
+    scaled += clip
+    scaled *= scale
+    q = np.floor(scaled)
+    scaled -= q  # now the fractional part
+    q += uniforms < scaled  # floor + Bernoulli(fractional part)
+    # Float rounding can put clip a hair above L; never let it cost a level.
+    np.minimum(q, levels, out=q)
+    np.multiply(q.astype(np.uint64), np.uint64(weight), out=out, casting="unsafe")  # wraps mod 2^64, then truncates
+    return clipped
+
+
+def _check_quantize_args(values, uniforms, out, clip, scale, levels, weight):
+    """The C kernel's argument checks (TypeError / ValueError alike); returns flat views."""
+    if not isinstance(clip, float) or not isinstance(scale, float):
+        raise TypeError(f"clip and scale must be floats, got {type(clip).__name__} and {type(scale).__name__}.")
+    for name, value in (("levels", levels), ("weight", weight)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"levels and weight must be ints, got {type(levels).__name__} and {type(weight).__name__}.")
+    if not 1 <= levels <= 1 << 63:
+        raise ValueError(f"levels must be an int in 1..2**63, got {levels!r}.")
+    if not 0 <= weight < 1 << 64:
+        raise ValueError(f"weight must be an int in 0..2**64-1, got {weight!r}.")
+    arrays = []
+    for name, array, kinds in (("values", values, "f8"), ("uniforms", uniforms, "f8"), ("out", out, "u48")):
+        if not isinstance(array, np.ndarray):
+            raise TypeError(f"{name} must support the buffer protocol (a numpy array), not {type(array).__name__}.")
+        if not array.flags.c_contiguous:
+            raise ValueError(f"{name} must be C-contiguous.")
+        if name == "out" and not array.flags.writeable:
+            raise ValueError("out must be writable.")
+        if array.dtype.kind != kinds[0] or str(array.itemsize) not in kinds[1:] or not array.dtype.isnative:
+            wanted = "native float64" if kinds[0] == "f" else "native uint32 or uint64"
+            raise TypeError(f"{name} must hold {wanted}, got dtype {array.dtype}.")
+        arrays.append(array.reshape(-1))
+    if not arrays[0].size == arrays[1].size == arrays[2].size:
+        raise ValueError(
+            "values, uniforms and out must have the same length, "
+            f"got {arrays[0].size}, {arrays[1].size} and {arrays[2].size}."
+        )
+    return arrays

@@ -1,4 +1,4 @@
-"""Contract of the C masking kernel (src_ext/); _native.py is its specification."""
+"""Contract of the C kernels (src_ext/); _native.py is their specification."""
 from collections.abc import Sequence
 
 def add_masks(
@@ -19,4 +19,30 @@ def add_masks(
     are +1/-1.  ``threads`` >= 1 splits the element range across workers.
     The GIL is released while it runs.  Raises TypeError/ValueError on bad
     arguments, with the same meaning as ``hazmat.masking.add_masks``.
+    """
+
+def quantize_into(
+    values: object,
+    uniforms: object,
+    out: object,
+    clip: float,
+    scale: float,
+    levels: int,
+    weight: int,
+) -> int:
+    """Fused quantisation; returns how many values lay outside [-clip, clip].
+
+    Per element, in IEEE double and in this order (bit-identical to
+    ``_native.quantize_into``): ``c = clip(x, -clip, clip)`` (np.clip),
+    counted as clipped when ``c != x``; ``s = (c + clip) * scale``;
+    ``f = floor(s)``; ``q = min(f + (u < s - f), levels)``;
+    ``out = uint64(q) * weight`` mod 2^64, truncated to the out width.
+
+    ``values`` and ``uniforms`` are C-contiguous native float64 buffers (any
+    shape), ``out`` a writable C-contiguous uint32/uint64 buffer, all with the
+    same number of elements; ``clip`` and ``scale`` are floats, ``levels`` an
+    int in 1..2^63 (rounded to float64 as numpy does, so q always fits a uint64), ``weight`` an int in 0..2^64-1.  Values must be finite
+    (results for NaN/inf are unspecified).  The GIL is released while it runs.
+    Raises TypeError (buffer kinds, formats, argument types) / ValueError
+    (non-contiguous or read-only buffers, unequal lengths, out-of-range ints).
     """

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import _kernels
 from .ring import dtype_for
 
 __all__ = ["Quantizer", "bits_needed", "levels", "quantize", "dequantize"]
@@ -81,18 +82,8 @@ def quantize(values, clip: float, step: float, *, rng: np.random.Generator | Non
     count = levels(clip, step)
     array = _check_values(values)
     generator = _check_generator(rng)
-    # One scratch array, updated in place: quantising a model is on every
-    # client's critical path, and each full pass over it costs memory bandwidth.
-    scaled = np.clip(array, -clip, clip)
-    clipped = int(array.size - np.count_nonzero(scaled == array))
-    scaled += clip
-    scaled *= count / (2 * clip)
-    q = np.floor(scaled)
-    scaled -= q  # now the fractional part
-    q += generator.random(scaled.shape) < scaled
-    # Float rounding can put clip a hair above L; never let it cost a level.
-    np.minimum(q, count, out=q)
-    return q.astype(np.uint64), clipped
+    q = np.empty(array.shape, dtype=np.uint64)
+    return q, _quantize_into(array, clip, count, generator, q, 1)
 
 
 def dequantize(total, count: int, clip: float, step: float) -> np.ndarray:
@@ -198,13 +189,15 @@ class Quantizer:
                 raise ValueError(f"weight {weight} exceeds max_weight = {self.max_weight}.")
         elif weight is not None:
             raise ValueError("this Quantizer has no weight slot; create it with max_weight= to send weights.")
-        q, clipped = quantize(array, self.clip, self.step, rng=rng)
+        count = levels(self.clip, self.step)  # as quantize() computes it, so results match it exactly
+        generator = _check_generator(rng)
         encoded = np.empty(self.encoded_length(array.size), dtype=self.dtype)
         if self.weighted:
-            np.multiply(q, weight, out=encoded[:-1], casting="unsafe")  # w q <= max_weight L < 2^bits
+            # w q <= max_weight L < 2^bits, so the kernel's wrap to the ring width never bites
+            clipped = _quantize_into(array, self.clip, count, generator, encoded[:-1], weight)
             encoded[-1] = weight
         else:
-            encoded[:] = q
+            clipped = _quantize_into(array, self.clip, count, generator, encoded, 1)
         return encoded, clipped
 
     def decode(self, sum_vector, count: int):
@@ -242,6 +235,21 @@ class Quantizer:
         values = total[:-1]
         _check_sum_bound(values, weight * self.levels, f"a total weight of {weight}")
         return dequantize(values, weight, self.clip, self.step) / weight, weight
+
+
+def _quantize_into(array: np.ndarray, clip: float, count: int, generator: np.random.Generator, out: np.ndarray, weight: int) -> int:
+    """``out = weight * q`` for the quantised ``array``; returns the clipped count.
+
+    One fused kernel pass (``_kernels.quantize_into``: C, or its numpy
+    specification) after the generator draws the uniforms, one per element:
+    quantising a model is on every client's critical path.
+    """
+    array = np.ascontiguousarray(array)  # a copy only for strided views
+    uniforms = generator.random(array.shape)
+    scale = count / (2 * clip)
+    # The kernels take at most 2^63 levels so that every q fits a uint64; a grid that fine
+    # (Quantizer allows 2^53) is far below float64 resolution anyway.
+    return _kernels.quantize_into(array, uniforms, out, float(clip), scale, min(count, 1 << 63), weight)
 
 
 def _check_sum_bound(total: np.ndarray, bound: int, who: str) -> None:

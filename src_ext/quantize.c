@@ -1,0 +1,68 @@
+/* The fused quantisation kernel: clip, scale, stochastic rounding, weight.
+ *
+ * Per element, the same IEEE double operations in the same order as the numpy
+ * specification (lepton_secagg/_kernels/_native.py, quantize_into):
+ *
+ *     c = clip(x, -clip, clip)          (np.clip: NaN propagates)
+ *     clipped += (c != x)
+ *     s = (c + clip) * scale
+ *     f = floor(s)
+ *     q = f + (u < s - f)
+ *     q = min(q, levels)                (np.minimum: NaN propagates)
+ *     out = (uint64)q * weight          (mod 2^64, then truncated to the width)
+ *
+ * so the results are bit-identical.  This translation unit must not contract
+ * a*b+c into an FMA (setup.py passes -ffp-contract=off; the pragmas below
+ * cover compilers that honour them).  It holds no Python objects: the module
+ * (speedups.c) validates the arguments and releases the GIL around it.
+ */
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#elif !defined(__GNUC__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+
+#include <math.h>
+
+#include "kernels.h"
+
+/* np.clip(x, lo, hi) on float64: _NPY_MIN(_NPY_MAX(x, lo), hi), NaN-propagating. */
+static inline double np_clip(double x, double lo, double hi)
+{
+    double c = (x > lo || x != x) ? x : lo;
+    return (c < hi || c != c) ? c : hi;
+}
+
+/* float64 -> uint64 as x86 numpy does for in-range values, without C's
+ * undefined behaviour for NaN or out-of-range ones (unspecified results there). */
+static inline uint64_t to_u64(double q)
+{
+    if (q >= 0.0 && q < 18446744073709551616.0)
+        return (uint64_t)q;
+    return (uint64_t)1 << 63;
+}
+
+#define QUANT_LOOP(T)                                                           \
+    for (size_t i = 0; i < n; i++) {                                            \
+        double x = values[i];                                                   \
+        double c = np_clip(x, lo, clip);                                        \
+        clipped += c != x;                                                      \
+        double s = (c + clip) * scale;                                          \
+        double f = floor(s);                                                    \
+        double q = f + (double)(uniforms[i] < s - f);                           \
+        q = (q < lv || q != q) ? q : lv;                                        \
+        ((T *)out)[i] = (T)(to_u64(q) * weight);                                \
+    }
+
+size_t ls_quantize_into(const double *values, const double *uniforms, void *out, int w64, size_t n,
+                        double clip, double scale, double levels, uint64_t weight)
+{
+    const double lo = -clip, lv = levels;
+    size_t clipped = 0;
+    if (w64) {
+        QUANT_LOOP(uint64_t)
+    } else {
+        QUANT_LOOP(uint32_t)
+    }
+    return clipped;
+}
