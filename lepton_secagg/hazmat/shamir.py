@@ -349,19 +349,28 @@ def _check_t(t) -> None:
         raise ValueError(f"t must lie in 1..{MAX_SHARES}, got {t}.")
 
 
-def _collect(shares: Sequence[Share], t: int) -> tuple[tuple[int, ...], int, np.ndarray]:
-    """Validate one secret's shares: (sorted indices, secret length, limbs as an (s, m) uint64 array)."""
-    _check_t(t)
+def _by_index(shares) -> tuple[dict[int, bytes], set[int]]:
+    """index -> value for ``Share``s or ``(index, value)`` tuples, and the indices given two different values."""
     if not isinstance(shares, Sequence):
         raise TypeError(f"shares must be a sequence of Share, not {type(shares).__name__}.")
     by_index: dict[int, bytes] = {}
+    conflicting: set[int] = set()
     for share in shares:
         if isinstance(share, tuple):
             share = Share(*share)
         elif not isinstance(share, Share):
             raise TypeError(f"expected a Share, got {type(share).__name__}.")
         if by_index.setdefault(share.index, share.value) != share.value:
-            raise ReconstructionError(f"two shares have index {share.index} but different values.")
+            conflicting.add(share.index)
+    return by_index, conflicting
+
+
+def _collect(shares: Sequence[Share], t: int) -> tuple[tuple[int, ...], int, np.ndarray]:
+    """Validate one secret's shares: (sorted indices, secret length, limbs as an (s, m) uint64 array)."""
+    _check_t(t)
+    by_index, conflicting = _by_index(shares)
+    if conflicting:
+        raise ReconstructionError(f"two shares have index {min(conflicting)} but different values.")
     if len(by_index) < t:
         raise ReconstructionError(f"reconstruction needs {t} distinct shares, got {len(by_index)}.")
     indices = tuple(sorted(by_index))
@@ -682,17 +691,7 @@ def _collect_robust(shares, t: int) -> tuple[tuple[int, ...], np.ndarray, int, n
     than t distinct indices, or more wrong shares than can be corrected.
     """
     _check_t(t)
-    if not isinstance(shares, Sequence):
-        raise TypeError(f"shares must be a sequence of Share, not {type(shares).__name__}.")
-    by_index: dict[int, bytes] = {}
-    conflicting: set[int] = set()
-    for share in shares:
-        if isinstance(share, tuple):
-            share = Share(*share)
-        elif not isinstance(share, Share):
-            raise TypeError(f"expected a Share, got {type(share).__name__}.")
-        if by_index.setdefault(share.index, share.value) != share.value:
-            conflicting.add(share.index)
+    by_index, conflicting = _by_index(shares)
     s = len(by_index)
     if s < t:
         raise ReconstructionError(f"reconstruction needs {t} distinct shares, got {s}.")
