@@ -8,19 +8,24 @@ key.  Its ``digest`` enters the session id, every signature and the graph
 seed, so two parties with different configurations cannot complete a session.
 
 Threshold rules (``t`` out of a closed neighbourhood of ``s`` clients, ``s =
-k + 1`` with SecAgg+ or ``n`` with the full graph):
+k + 1`` with SecAgg+ or ``n`` with the full graph): one rule,
+``parameters.min_sound_threshold``, whoever chose ``t``.
 
 * always ``2 <= t <= s``;
-* a hand-set threshold must be a majority, ``2t > s``;
-* ``Config.secagg_plus`` may go lower: its finder proves the bound for the
-  stated corrupt and dropout fractions;
-* active mode needs ``2t > s + c`` with ``c = ceil(corrupt_fraction * s)``, so
-  no two disjoint sets of honest answers can both reach the threshold.
+* ``t`` must withstand the stated ``corrupt_fraction`` on the graph actually
+  used, counted globally (that fraction of all ``n`` clients colludes with
+  the server, wherever they sit): on the full graph ``2t > n`` and ``t > c``
+  (semi-honest) or ``2t > n + c`` (active), ``c = ceil(corrupt_fraction n)``;
+  on a SecAgg+ graph the hypergeometric tail bound of the finder (2^-40);
+* ``dropout_fraction`` exempts nothing: it only records what the parameters
+  were chosen for;
+* active mode needs an explicit ``corrupt_fraction``: the threshold is only as
+  good as that number.
+
 """
 from __future__ import annotations
 
 import hashlib
-import math
 import struct
 from dataclasses import dataclass, field, fields
 
@@ -28,7 +33,7 @@ from .hazmat import ring
 from .hazmat.graph import HararyGraph, complete_graph
 from .hazmat.prg import SUITES
 from .hazmat.sign import VERIFY_KEY_SIZE
-from .parameters import find_secagg_plus_parameters, full_graph_threshold
+from .parameters import find_secagg_plus_parameters, full_graph_threshold, min_sound_threshold
 
 __all__ = ["Config", "MODES"]
 
@@ -47,12 +52,14 @@ class Config:
     Args:
         num_clients: n; client ids are 0..n-1.
         vector_length: m, the number of elements each client contributes.
-        threshold: t, the Shamir threshold (None: the smallest majority of the neighbourhood).
+        threshold: t, the Shamir threshold (None: the smallest majority of the neighbourhood that is also sound).
         bits: the ring Z_(2^bits), 1..64 (uint32 up to 32 bits, uint64 above).
         neighbors: k for SecAgg+ (even, < n - 1), or None for the full graph.
         prg: the mask PRG suite, "aes128ctr" or "chacha20".
         mode: "semi-honest" or "active" (signed keys and a consistency-check round).
-        corrupt_fraction: the fraction of clients assumed to collude with the server.
+        corrupt_fraction: the fraction of all clients assumed to collude with the
+            server; the threshold must withstand it.  Required in active mode;
+            None means 0 in semi-honest mode.
         dropout_fraction: the dropout rate the parameters were chosen for (set by
             ``secagg_plus``; None means the threshold was set by hand).
         identities: active mode: the 32-byte Ed25519 verify key of every client.
@@ -70,7 +77,7 @@ class Config:
     neighbors: int | None = None
     prg: str = "aes128ctr"
     mode: str = "semi-honest"
-    corrupt_fraction: float = 0.0
+    corrupt_fraction: float | None = None
     dropout_fraction: float | None = None
     identities: tuple[bytes, ...] | None = field(default=None, repr=False)
     session_label: bytes = b""
@@ -84,6 +91,13 @@ class Config:
             raise ValueError(f"prg must be one of {sorted(SUITES)}, got {self.prg!r}.")
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}.")
+        if self.corrupt_fraction is None:
+            if self.mode == "active":
+                raise ValueError(
+                    "active mode needs corrupt_fraction: the fraction of clients that may collude with the "
+                    "server (e.g. 0.1); the threshold is chosen to withstand it."
+                )
+            object.__setattr__(self, "corrupt_fraction", 0.0)
         _fraction(self.corrupt_fraction, "corrupt_fraction")
         object.__setattr__(self, "corrupt_fraction", float(self.corrupt_fraction))  # one digest for 0 and 0.0
         if self.dropout_fraction is not None:
@@ -95,20 +109,20 @@ class Config:
             if self.neighbors % 2:
                 raise ValueError(f"neighbors (the Harary graph degree k) must be even, got {self.neighbors}.")
         s = self.neighborhood_size
-        if self.threshold is None:
-            object.__setattr__(self, "threshold", self._default_threshold())
-        _int(self.threshold, "threshold", 2, s)
-        t = self.threshold
-        corrupt = math.ceil(self.corrupt_fraction * s)
-        if self.mode == "active" and 2 * t <= s + corrupt:
+        sound = self.min_threshold
+        if sound > s:
             raise ValueError(
-                f"active mode needs 2*threshold > neighbourhood + corrupt budget "
-                f"(2*{t} <= {s} + {corrupt}); raise the threshold to at least {(s + corrupt) // 2 + 1}."
+                f"no threshold is sound for {self._graph_name()} in {self.mode} mode with corrupt_fraction = "
+                f"{self.corrupt_fraction}: it would need t >= {sound} of a neighbourhood of {s}; "
+                f"use more neighbours (Config.secagg_plus finds them) or the full graph."
             )
-        if self.dropout_fraction is None and 2 * t <= s:
+        if self.threshold is None:
+            object.__setattr__(self, "threshold", max(sound, s // 2 + 1))
+        _int(self.threshold, "threshold", 2, s)
+        if self.threshold < sound:
             raise ValueError(
-                f"a hand-set threshold must exceed half the neighbourhood ({t} <= {s}/2); "
-                f"use at least {s // 2 + 1}, or Config.secagg_plus to derive it from corrupt and dropout fractions."
+                f"threshold = {self.threshold} does not withstand corrupt_fraction = {self.corrupt_fraction} "
+                f"for {self._graph_name()} in {self.mode} mode; the smallest sound threshold is {sound}."
             )
         if self.identities is not None:
             ids = tuple(self.identities)
@@ -193,10 +207,15 @@ class Config:
             object.__setattr__(self, "_graph", cached)
         return cached
 
-    def _default_threshold(self) -> int:
-        s = self.neighborhood_size
-        corrupt = math.ceil(self.corrupt_fraction * s)
-        return (s + corrupt) // 2 + 1 if self.mode == "active" else s // 2 + 1
+    @property
+    def min_threshold(self) -> int:
+        """The smallest threshold sound for this graph, mode and corrupt fraction (may exceed the neighbourhood)."""
+        return min_sound_threshold(self.num_clients, self.neighbors, self.corrupt_fraction, self.mode)
+
+    def _graph_name(self) -> str:
+        return f"the full graph of {self.num_clients}" if self.neighbors is None else (
+            f"the SecAgg+ graph n = {self.num_clients}, k = {self.neighbors}"
+        )
 
     def _default_message_limit(self) -> int:
         per_peer = 256  # generous bound on one peer's entry in any list message

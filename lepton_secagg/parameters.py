@@ -56,6 +56,8 @@ __all__ = [
     "CORRECTNESS_PARAMETER",
     "find_secagg_plus_parameters",
     "full_graph_threshold",
+    "corrupt_count",
+    "min_sound_threshold",
 ]
 
 #: the threat models: ``"semi-honest"`` (fcp CURIOUS_SERVER) and ``"active"``
@@ -195,19 +197,22 @@ def _connected_enough(n: int, k: int, bad: int) -> bool:
 
 def _thresholds(n: int, k: int, corrupt: int, survivors: int, active: bool) -> tuple[int, int]:
     """(t1, t2) for degree k: a threshold t is acceptable iff t1 < t <= t2."""
-    q_security = 2.0 ** -_SIGMA_PER_EVENT / n
     q_correct = 2.0 ** -CORRECTNESS_PARAMETER / n
-    corrupt_law = _Hypergeometric(n, corrupt, k)
     survivor_law = _Hypergeometric(n, survivors, k)
-    t1 = corrupt_law.quantile(q_security, complement=True)
     t2 = survivor_law.quantile(q_correct)
     if survivor_law.cdf(t2) < q_correct:
         t2 += 1
+    return _security_floor(n, k, corrupt, active, _SIGMA_PER_EVENT), int(t2)
+
+
+def _security_floor(n: int, k: int, corrupt: int, active: bool, sigma: int) -> int:
+    """t1: every threshold above it withstands ``corrupt`` random colluders except with probability 2^-sigma / n."""
+    t1 = _Hypergeometric(n, corrupt, k).quantile(2.0 ** -sigma / n, complement=True)
     if active:
         # Semi-malicious server: a threshold above (k + #corrupt neighbours) / 2
         # stops it from collecting both share types of one honest client.
         t1 = math.ceil((t1 + k - 1.25) / 2)
-    return int(t1), int(t2)
+    return int(t1)
 
 
 def _check_degree(n: int, k: int, gamma: float, delta: float, active: bool) -> int | None:
@@ -338,9 +343,8 @@ def full_graph_threshold(
     With ``c = ceil(gamma n)`` possibly corrupt clients and
     ``s = n - floor(delta n)`` clients guaranteed to survive:
 
-    * semi-honest: a majority, ``max(floor(n/2) + 1, c + 1)``, capped at ``s``;
-      it must still exceed ``c`` so that the corrupt clients cannot
-      reconstruct an honest client's secrets;
+    * semi-honest: a majority above the colluders, ``max(floor(n/2) + 1, c + 1)``;
+      it must not exceed ``s``;
     * active: ``floor((n + c) / 2) + 1``, i.e. the smallest t with
       ``2t > n + c``, so that a server lying about dropouts cannot obtain both
       share types of one honest client; it must not exceed ``s``.
@@ -351,7 +355,7 @@ def full_graph_threshold(
         TypeError: for arguments of the wrong type.
     """
     n, gamma, delta, active = _check_common(num_clients, corrupt_fraction, dropout_fraction, mode)
-    corrupt = math.ceil(gamma * n - 1e-9)
+    corrupt = corrupt_count(n, gamma)
     survivors = n - math.floor(delta * n + 1e-9)
     if active:
         t = (n + corrupt) // 2 + 1
@@ -363,12 +367,50 @@ def full_graph_threshold(
                 f"(active mode needs roughly corrupt_fraction + 2 * dropout_fraction < 1)."
             )
         return t
-    t = min(max(n // 2 + 1, corrupt + 1), survivors)
-    if t <= corrupt:
+    t = max(n // 2 + 1, corrupt + 1)
+    if t > survivors:
         raise ValueError(
-            f"a semi-honest threshold must exceed the {corrupt} possibly corrupt clients, "
-            f"but with n = {n} and dropout_fraction = {delta} only {survivors} clients are "
-            f"guaranteed to survive; lower corrupt_fraction or dropout_fraction "
-            f"(semi-honest mode needs corrupt_fraction + dropout_fraction < 1)."
+            f"a semi-honest full-graph threshold must be a majority above the {corrupt} possibly corrupt "
+            f"clients, so t = {t}, but with n = {n} and dropout_fraction = {delta} only {survivors} clients "
+            f"are guaranteed to survive; lower corrupt_fraction or dropout_fraction (below 0.5)."
         )
     return t
+
+
+def corrupt_count(num_clients: int, corrupt_fraction: float) -> int:
+    """c = ceil(corrupt_fraction * n): the colluders a full-graph threshold must withstand."""
+    return math.ceil(corrupt_fraction * num_clients - 1e-9)
+
+
+def min_sound_threshold(
+    num_clients: int,
+    neighbors: int | None,
+    corrupt_fraction: float,
+    mode: str = "semi-honest",
+    security_bits: int = SECURITY_PARAMETER,
+) -> int:
+    """The smallest Shamir threshold that withstands ``corrupt_fraction`` colluders on this graph.
+
+    ``corrupt_fraction`` is global: that fraction of all ``n`` clients collude
+    with the server, wherever they sit in the graph.
+
+    * Full graph (``neighbors`` None), ``c = corrupt_count(n, corrupt_fraction)``:
+      semi-honest ``2t > n`` and ``t > c``; active ``2t > n + c``.
+    * SecAgg+ graph of degree ``k``: the colluders among a client's ``k``
+      neighbours follow the hypergeometric law Hyp(n, floor(gamma n), k), and
+      ``t`` must exceed its ``2^-(security_bits + 1) / n`` upper quantile
+      (active: exceed ``(quantile + k - 1.25) / 2``), the bound
+      ``find_secagg_plus_parameters`` applies, so its ``(k, t)`` pass and a
+      hand-set pair weaker than the bound does not.
+
+    The result may exceed the neighbourhood size: then no threshold is sound
+    on this graph, and the caller must refuse it.
+    """
+    n, gamma, _, active = _check_common(num_clients, corrupt_fraction, 0.0, mode)
+    if isinstance(security_bits, bool) or not isinstance(security_bits, int) or not 1 <= security_bits <= 256:
+        raise ValueError(f"security_bits must be an int in 1..256, got {security_bits!r}.")
+    if neighbors is None:
+        c = corrupt_count(n, gamma)
+        return (n + c) // 2 + 1 if active else max(n // 2 + 1, c + 1)
+    corrupt, _, _ = _counts(n, gamma, 0.0)
+    return max(_security_floor(n, neighbors, corrupt, active, security_bits + 1) + 1, 2)

@@ -14,7 +14,7 @@ from .harness import Session
 def test_restored_clients_finish_with_the_exact_sum(mode, neighbors):
     n = 12 if neighbors else 5
     threshold = 4 if mode == "active" and neighbors else 3 if neighbors else 4
-    cfg = ls.Config(num_clients=n, vector_length=16, threshold=threshold, neighbors=neighbors, mode=mode, bits=40)
+    cfg = ls.Config(num_clients=n, vector_length=16, threshold=threshold, neighbors=neighbors, mode=mode, bits=40, corrupt_fraction=0.0)
     s = Session(cfg)
     s.start()
     while s.server.round not in (ls.Round.COMPLETED, ls.Round.ABORTED):

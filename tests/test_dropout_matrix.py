@@ -34,7 +34,7 @@ GRAPHS = {
 
 
 def make_cfg(graph: str, mode: str) -> ls.Config:
-    return ls.Config(mode=mode, **GRAPHS[graph])
+    return ls.Config(mode=mode, corrupt_fraction=0.0, **GRAPHS[graph])
 
 
 def inputs_for(cfg: ls.Config, seed: int = 0) -> list[np.ndarray]:

@@ -60,7 +60,7 @@ SEED = 20240611
 CORPUS_CONFIGS = {
     "full32": (ls.Config(num_clients=5, vector_length=6, threshold=3), {4: "masked_input"}),
     "plus12": (ls.Config(num_clients=12, vector_length=5, threshold=3, neighbors=4), {5: "masked_input", 9: "unmasking"}),
-    "active": (ls.Config(num_clients=5, vector_length=4, threshold=4, mode="active"), {4: "masked_input"}),
+    "active": (ls.Config(num_clients=5, vector_length=4, threshold=4, mode="active", corrupt_fraction=0.0), {4: "masked_input"}),
     "bits16": (ls.Config(num_clients=4, vector_length=7, threshold=3, bits=16), {3: "masked_input"}),
     "bits48": (ls.Config(num_clients=4, vector_length=7, threshold=3, bits=48, prg="chacha20"), {3: "masked_input"}),
     "bits64": (ls.Config(num_clients=4, vector_length=7, threshold=3, bits=64), {3: "masked_input"}),

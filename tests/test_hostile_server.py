@@ -13,7 +13,7 @@ from .harness import Session
 
 
 def cfg_(mode="semi-honest", **kw):
-    base = dict(num_clients=5, vector_length=6, threshold=3 if mode == "semi-honest" else 3, mode=mode)
+    base = dict(num_clients=5, vector_length=6, threshold=3, mode=mode, corrupt_fraction=0.0)
     base.update(kw)
     return ls.Config(**base)
 
@@ -121,7 +121,7 @@ def test_tampered_ciphertext_is_refused():
 
 
 def test_unsafe_thresholds_are_refused_by_config():
-    with pytest.raises(ValueError, match="half"):
+    with pytest.raises(ValueError, match="smallest sound threshold is 6"):
         ls.Config(num_clients=10, vector_length=1, threshold=5)
     with pytest.raises(ValueError, match="active"):
         ls.Config(num_clients=10, vector_length=1, threshold=6, mode="active", corrupt_fraction=0.2)
@@ -156,7 +156,7 @@ def test_lists_naming_non_neighbours_are_refused():
     s = Session(cfg)
     req = s.start()[0]
     outsider = next(c for c in range(12) if c not in cfg.graph.neighbors(0))
-    extra = KeyEntry(outsider, *[bytes(range(1, 33))] * 2)
+    extra = KeyEntry(outsider, *[bytes(range(1, 33))] * 3)
     refused(s.clients[0], ls.ShareKeysRequest(req.session_id, tuple(sorted(req.keys + (extra,), key=lambda e: e.client_id))))
 
 

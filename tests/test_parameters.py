@@ -248,7 +248,6 @@ def test_hypergeometric_quantiles():
         (11, 0.0, 0.0, SH, 6),
         (20, 0.05, 0.10, SH, 11),
         (20, 0.05, 0.45, SH, 11),  # 11 survivors exactly
-        (20, 0.05, 0.50, SH, 10),  # capped at the 10 survivors, still > 1 corrupt
         (20, 0.60, 0.0, SH, 13),  # above the 12 corrupt clients
         (2, 0.0, 0.0, SH, 2),
         (1, 0.0, 0.0, SH, 1),
@@ -266,6 +265,7 @@ def test_full_graph_threshold(n, gamma, delta, mode, expected):
     "n,gamma,delta,mode",
     [
         (20, 0.5, 0.5, SH),  # 10 corrupt, 10 survivors: no t in (10, 10]
+        (20, 0.05, 0.50, SH),  # a majority is 11, only 10 survive (this used to cap t at 10, below a majority)
         (20, 0.6, 0.45, SH),
         (100, 0.34, 0.33, SM),  # 2t > 134 needs t = 68, only 67 survive
         (100, 0.3, 0.4, SM),

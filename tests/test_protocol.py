@@ -49,11 +49,11 @@ def sessions(draw, sparse=False):
         k = draw(st.sampled_from([k for k in (4, 6) if k < n - 2]))
         s = k + 1
         t = s // 2 + 1 if mode == "semi-honest" else s // 2 + 1
-        cfg = ls.Config(num_clients=n, vector_length=draw(st.integers(1, 40)), threshold=t, neighbors=k, mode=mode, bits=bits, prg=prg)
+        cfg = ls.Config(num_clients=n, vector_length=draw(st.integers(1, 40)), threshold=t, neighbors=k, mode=mode, bits=bits, prg=prg, corrupt_fraction=0.0)
     else:
         n = draw(st.integers(3, 9))
         t = draw(st.integers(n // 2 + 1, n))
-        cfg = ls.Config(num_clients=n, vector_length=draw(st.integers(1, 40)), threshold=t, mode=mode, bits=bits, prg=prg)
+        cfg = ls.Config(num_clients=n, vector_length=draw(st.integers(1, 40)), threshold=t, mode=mode, corrupt_fraction=0.0, bits=bits, prg=prg)
     ids = draw(st.lists(st.integers(0, cfg.num_clients - 1), unique=True, max_size=cfg.num_clients))
     dropouts = {c: draw(st.sampled_from(ROUNDS[mode])) for c in ids}
     return cfg, dropouts, draw(st.integers(0, 2**32))
@@ -119,7 +119,7 @@ def test_secagg_plus_config_runs():
 
 @pytest.mark.parametrize("rnd", ["advertise_keys", "share_keys", "masked_input", "consistency_check", "unmasking"])
 def test_too_many_dropouts_in_each_round_abort(rnd):
-    cfg = ls.Config(num_clients=7, vector_length=10, threshold=5, mode="active")
+    cfg = ls.Config(num_clients=7, vector_length=10, threshold=5, mode="active", corrupt_fraction=0.0)
     inputs = random_inputs(cfg, 2)
     with pytest.raises(ls.TooFewSurvivors) as info:
         simulate(cfg, inputs, {0: rnd, 1: rnd, 2: rnd}, seed=2)

@@ -95,7 +95,7 @@ class Run:
 def run_session(mode: str, neighbors=None) -> Run:
     """A whole session with one drop at masked_input; collects secrets, objects and messages."""
     n = 12 if neighbors else 6
-    cfg = ls.Config(num_clients=n, vector_length=5, threshold=3 if neighbors else (5 if mode == "active" else 4), neighbors=neighbors, mode=mode)
+    cfg = ls.Config(num_clients=n, vector_length=5, threshold=3 if neighbors else (5 if mode == "active" else 4), neighbors=neighbors, mode=mode, corrupt_fraction=0.0)
     s = Session(cfg, seed=SEED)
     secrets, objects = Secrets(), [s.cfg, s.server, *s.clients, *[c._ctx for c in s.clients]]
     if mode == "active":

@@ -18,8 +18,8 @@ CLIENT_ROUNDS = ["share_keys", "masked_input", "consistency_check", "unmasking"]
 def sample(cls, session_id=bytes(32)):
     """A well-formed but meaningless instance of each message class."""
     return {
-        ls.AdvertiseKeys: ls.AdvertiseKeys(0, bytes(32), bytes(32)),  # low-order keys
-        ls.ShareKeysRequest: ls.ShareKeysRequest(session_id, (KeyEntry(0, bytes(32), bytes(32)),)),
+        ls.AdvertiseKeys: ls.AdvertiseKeys(0, bytes(32), bytes(32), bytes(32)),  # low-order keys
+        ls.ShareKeysRequest: ls.ShareKeysRequest(session_id, (KeyEntry(0, bytes(32), bytes(32), bytes(32)),)),
         ls.ShareKeys: ls.ShareKeys(0, ((1, b"x" * 50),)),
         ls.MaskedInputRequest: ls.MaskedInputRequest(session_id, ((1, b"x" * 50),)),
         ls.MaskedInput: ls.MaskedInput(0, np.zeros(3, dtype=np.uint32)),  # wrong length
@@ -42,7 +42,7 @@ def client_snapshot(client):
 def test_client_every_pair(mode, round_name, cls):
     if mode == "semi-honest" and round_name == "consistency_check":
         pytest.skip("no consistency check in semi-honest mode")
-    cfg = ls.Config(num_clients=4, vector_length=4, threshold=3, mode=mode)
+    cfg = ls.Config(num_clients=4, vector_length=4, threshold=3, mode=mode, corrupt_fraction=0.0)
     s = Session(cfg)
     requests = s.run_to(round_name)
     client = s.clients[0]
@@ -110,7 +110,7 @@ SERVER_ROUNDS = ["advertise_keys", "share_keys", "masked_input", "consistency_ch
 def test_server_every_pair(mode, round_name, cls):
     if mode == "semi-honest" and round_name == "consistency_check":
         pytest.skip("no consistency check in semi-honest mode")
-    cfg = ls.Config(num_clients=4, vector_length=4, threshold=3, mode=mode)
+    cfg = ls.Config(num_clients=4, vector_length=4, threshold=3, mode=mode, corrupt_fraction=0.0)
     s = Session(cfg)
     if round_name != "advertise_keys":
         s.run_to(round_name)

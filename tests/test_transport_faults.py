@@ -67,7 +67,7 @@ SLACK = 0.75  # seconds a round may take beyond its deadline on a busy 2-core ma
 def _cfg(mode, n, m=100):
     if mode == "active":
         ids = make_identities(n, seed=11)
-        return ls.Config(num_clients=n, vector_length=m, mode=mode, identities=tuple(i.verify_key for i in ids)), ids
+        return ls.Config(num_clients=n, vector_length=m, mode=mode, corrupt_fraction=0.0, identities=tuple(i.verify_key for i in ids)), ids
     return ls.Config(num_clients=n, vector_length=m), None
 
 
