@@ -9,7 +9,8 @@ protect the client's secrets (Bonawitz et al. 2017 §4; Bell et al. 2020):
   neighbours, and at least ``t`` of them must be live at every round;
 * in active mode every peer key must carry that peer's identity signature,
   and unmasking needs ``t`` neighbours' signatures on the very survivor set
-  it signed itself;
+  it signed itself, each bound to the config, the session id and the
+  signer's own keys of this session (so none replays from another session);
 * for each peer it reveals the self-mask share (peer survived) *or* the
   mask-key share (peer dropped), never both: the survivor set splits its
   peers into two disjoint groups, and it answers one unmasking request only.
@@ -66,13 +67,14 @@ class ClientState:
 
 
 def advertise_keys(ctx: ClientContext, state: ClientState, _event) -> tuple[ClientState, AdvertiseKeys]:
-    """Round 0: draw two X25519 key pairs and the self-mask seed; advertise the public keys."""
+    """Round 0: draw two X25519 key pairs and the self-mask seed; advertise the public keys and a commitment to the seed."""
     enc, mask = generate_keypair(ctx.rng), generate_keypair(ctx.rng)
     seed = ctx.rng.bytes(32)
+    commitment = S.seed_commitment(ctx.client_id, seed)
     signature = b""
     if ctx.cfg.mode == "active":
-        signature = ctx.identity.sign(S.advertise_statement(ctx.cfg, ctx.client_id, enc.public, mask.public))
-    msg = AdvertiseKeys(ctx.client_id, enc.public, mask.public, signature)
+        signature = ctx.identity.sign(S.advertise_statement(ctx.cfg, ctx.client_id, enc.public, mask.public, commitment))
+    msg = AdvertiseKeys(ctx.client_id, enc.public, mask.public, commitment, signature)
     return replace(state, encryption=enc, masking=mask, seed=seed), msg
 
 
@@ -83,14 +85,15 @@ def share_keys(ctx: ClientContext, state: ClientState, msg: ShareKeysRequest) ->
     if len(peers) != len(msg.keys):
         raise _remote("the key list names a client twice", "share_keys", me)
     own = peers.get(me)
-    if own is None or (own.encryption_key, own.mask_key) != (state.encryption.public, state.masking.public):
-        raise _remote("the key list does not carry this client's own keys unchanged", "share_keys", me)
+    mine = (state.encryption.public, state.masking.public, S.seed_commitment(me, state.seed))
+    if own is None or (own.encryption_key, own.mask_key, own.seed_commitment) != mine:
+        raise _remote("the key list does not carry this client's own keys and seed commitment unchanged", "share_keys", me)
     _check_subset(ctx, peers, "the key list", "share_keys")
     _check_enough(ctx, len(peers), "live neighbours in the key list", "share_keys")
     if cfg.mode == "active":
         for e in msg.keys:
             try:
-                verify(cfg.identities[e.client_id], S.advertise_statement(cfg, e.client_id, e.encryption_key, e.mask_key), e.signature)
+                verify(cfg.identities[e.client_id], S.advertise_statement(cfg, e.client_id, e.encryption_key, e.mask_key, e.seed_commitment), e.signature)
             except SignatureError:
                 raise SignatureError(f"the keys relayed for client {e.client_id} are not signed by its identity.", round="share_keys", client_id=me) from None
     if cfg.neighbors is None and msg.session_id != S.session_id(cfg, msg.keys):
@@ -153,7 +156,7 @@ def consistency_check(ctx: ClientContext, state: ClientState, msg: ConsistencyCh
     """Round 3 (active mode): check the survivor set and sign it."""
     _check_session(ctx, state, msg.session_id, "consistency_check")
     _check_survivors(ctx, state, msg.survivors, "consistency_check")
-    signature = ctx.identity.sign(S.survivors_statement(state.session_id, msg.survivors))
+    signature = ctx.identity.sign(S.survivors_statement(ctx.cfg, state.session_id, state.peers[ctx.client_id], msg.survivors))
     return replace(state, survivors=msg.survivors), ConsistencySignature(ctx.client_id, signature)
 
 
@@ -165,13 +168,13 @@ def unmasking(ctx: ClientContext, state: ClientState, msg: UnmaskingRequest) -> 
     if cfg.mode == "active":
         if msg.survivors != state.survivors:
             raise _remote("the survivor set differs from the one this client signed", "unmasking", me)
-        statement = S.survivors_statement(state.session_id, msg.survivors)
         signers = set()
         for signer, signature in msg.signatures:
             if signer not in survivors or signer not in state.shares:
                 raise _remote(f"a consistency signature comes from client {signer}, not a surviving neighbour", "unmasking", me)
             try:
-                verify(cfg.identities[signer], statement, signature)
+                # verified against the keys the signer advertised in *this* session
+                verify(cfg.identities[signer], S.survivors_statement(cfg, state.session_id, state.peers[signer], msg.survivors), signature)
             except SignatureError:
                 raise SignatureError(f"client {signer}'s consistency signature does not verify.", round="unmasking", client_id=me) from None
             signers.add(signer)

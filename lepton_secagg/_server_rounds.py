@@ -13,8 +13,11 @@ Unmasking (Bonawitz et al. 2017, round 4) reconstructs each survivor's
 self-mask seed and each dropped client's mask key from its neighbours'
 shares, decoding them as a Reed-Solomon codeword: wrong shares (up to half
 the surplus over t) are corrected and their senders named as culprits, more
-stop the session instead of corrupting the sum; a reconstructed mask key must
-match the advertised public key.  Then all those masks leave the sum in one
+stop the session instead of corrupting the sum.  Every reconstructed secret
+is checked against what its owner committed to in its first message (the
+seed's hash, the mask key's public key): a decoder steered to a wrong
+codeword by more forged shares than it can correct ends the session without
+a sum and without naming anyone, never with a wrong sum.  Then all those masks leave the sum in one
 batched kernel call.
 """
 from __future__ import annotations
@@ -94,12 +97,12 @@ def receive_keys(cfg, st: ServerState, cid: int, msg) -> None:
             raise Refused(f"client {cid} advertised a low-order X25519 key.", round="advertise_keys", client_id=cid) from None
     if cfg.mode == "active":
         try:
-            verify(cfg.identities[cid], S.advertise_statement(cfg, cid, msg.encryption_key, msg.mask_key), msg.signature)
+            verify(cfg.identities[cid], S.advertise_statement(cfg, cid, msg.encryption_key, msg.mask_key, msg.seed_commitment), msg.signature)
         except SignatureError:
             raise Refused(f"client {cid}'s keys are not signed by its identity.", round="advertise_keys", client_id=cid) from None
     elif msg.signature:
         raise Refused(f"client {cid} sent a signature in semi-honest mode.", round="advertise_keys", client_id=cid)
-    st.keys[cid] = KeyEntry(cid, msg.encryption_key, msg.mask_key, msg.signature)
+    st.keys[cid] = KeyEntry(cid, msg.encryption_key, msg.mask_key, msg.seed_commitment, msg.signature)
 
 
 def receive_boxes(cfg, st: ServerState, cid: int, msg) -> None:
@@ -126,7 +129,7 @@ def receive_masked_input(cfg, st: ServerState, cid: int, msg) -> None:
 
 def receive_signature(cfg, st: ServerState, cid: int, msg) -> None:
     try:
-        verify(cfg.identities[cid], S.survivors_statement(st.session_id, st.survivors), msg.signature)
+        verify(cfg.identities[cid], S.survivors_statement(cfg, st.session_id, st.keys[cid], st.survivors), msg.signature)
     except SignatureError:
         raise Refused(f"client {cid}'s consistency signature does not verify.", round="consistency_check", client_id=cid) from None
     st.signatures[cid] = msg.signature
@@ -193,6 +196,14 @@ def close_unmasking(cfg, st: ServerState) -> dict:
     culprits: set = set()
     seeds = _reconstruct(cfg, st.seed_shares, survivors, "self-mask seed", culprits)
     for owner in survivors:
+        if S.seed_commitment(owner, seeds[owner]) != st.keys[owner].seed_commitment:
+            # Forged shares beyond the decoding radius can steer the decoder to a
+            # wrong seed; it would unmask a wrong sum and blame the honest holders.
+            raise ReconstructionError(
+                f"the self-mask seed reconstructed for client {owner} does not match its commitment: shares were "
+                "forged beyond what decoding can correct; the session ends without a sum and without naming anyone.",
+                round="unmasking",
+            )
         keys.append(S.self_mask_key(cfg, seeds[owner], st.session_id, owner))
         signs.append(-1)
     alive = set(survivors)
@@ -201,7 +212,11 @@ def close_unmasking(cfg, st: ServerState) -> dict:
     for u in dropped:
         private = secrets[u]
         if keypair_from_private(private).public != st.keys[u].mask_key:
-            raise ReconstructionError(f"the shares of client {u}'s mask key reconstruct a key it never advertised.", round="unmasking")
+            raise ReconstructionError(
+                f"the shares of client {u}'s mask key reconstruct a key it never advertised: shares were forged beyond "
+                "what decoding can correct; the session ends without a sum and without naming anyone.",
+                round="unmasking",
+            )
         for v in cfg.graph.neighbors(u):
             if v in alive:
                 keys.append(S.pairwise_mask_key(cfg, private, st.keys[v].mask_key, st.session_id, u, v))

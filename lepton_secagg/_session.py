@@ -15,21 +15,36 @@ _V1 = b"lepton-secagg/v1/"
 
 
 def session_id(cfg, entries: list[KeyEntry] | tuple[KeyEntry, ...]) -> bytes:
-    """SHA-256 over the config digest and every advertised key pair, in id order."""
+    """SHA-256 over the config digest and every advertised key pair and seed commitment, in id order."""
     h = hashlib.sha256(_V1 + b"session" + cfg.digest)
     for e in sorted(entries, key=lambda e: e.client_id):
-        h.update(struct.pack(">I", e.client_id) + e.encryption_key + e.mask_key)
+        h.update(struct.pack(">I", e.client_id) + e.encryption_key + e.mask_key + e.seed_commitment)
     return h.digest()
 
 
-def advertise_statement(cfg, client_id: int, encryption_key: bytes, mask_key: bytes) -> bytes:
-    """What a client signs in active mode when it advertises its keys."""
-    return _V1 + b"advertise" + cfg.digest + struct.pack(">I", client_id) + encryption_key + mask_key
+def seed_commitment(client_id: int, seed: bytes) -> bytes:
+    """SHA-256 commitment to a client's self-mask seed (32 random bytes, so it hides the seed)."""
+    return hashlib.sha256(_V1 + b"seed-commitment" + struct.pack(">I", client_id) + seed).digest()
 
 
-def survivors_statement(session: bytes, survivors: tuple[int, ...]) -> bytes:
-    """What a client signs in the consistency check: the survivor set of this session."""
-    return _V1 + b"consistency" + session + struct.pack(f">I{len(survivors)}I", len(survivors), *survivors)
+def advertise_statement(cfg, client_id: int, encryption_key: bytes, mask_key: bytes, commitment: bytes) -> bytes:
+    """What a client signs in active mode when it advertises its keys and seed commitment."""
+    return _V1 + b"advertise" + cfg.digest + struct.pack(">I", client_id) + encryption_key + mask_key + commitment
+
+
+def survivors_statement(cfg, session: bytes, signer: KeyEntry, survivors: tuple[int, ...]) -> bytes:
+    """What a client signs in the consistency check.
+
+    The config digest, the session id, the signer's own advertised keys and
+    seed commitment (fresh in every session, so a signature from another
+    session never verifies, even under a session id the server chose) and the
+    survivor set.
+    """
+    return (
+        _V1 + b"consistency" + cfg.digest + session
+        + struct.pack(">I", signer.client_id) + signer.encryption_key + signer.mask_key + signer.seed_commitment
+        + struct.pack(f">I{len(survivors)}I", len(survivors), *survivors)
+    )
 
 
 def box_context(session: bytes, sender: int, recipient: int) -> bytes:

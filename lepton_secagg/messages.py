@@ -57,21 +57,23 @@ ROUNDS = ("advertise_keys", "share_keys", "masked_input", "consistency_check", "
 
 @dataclass(frozen=True)
 class KeyEntry:
-    """One client's advertised public keys as relayed by the server."""
+    """One client's advertised public keys and seed commitment as relayed by the server."""
 
     client_id: int
     encryption_key: bytes
     mask_key: bytes
+    seed_commitment: bytes
     signature: bytes = b""
 
 
 @dataclass(frozen=True)
 class AdvertiseKeys:
-    """Round 0: a client's two X25519 public keys (signed in active mode)."""
+    """Round 0: a client's two X25519 public keys and the hash commitment to its self-mask seed (signed in active mode)."""
 
     sender: int
     encryption_key: bytes
     mask_key: bytes
+    seed_commitment: bytes
     signature: bytes = b""
 
 
@@ -127,7 +129,7 @@ class ConsistencyCheckRequest:
 
 @dataclass(frozen=True)
 class ConsistencySignature:
-    """Round 3 (active mode): the client's signature over (session id, survivors)."""
+    """Round 3 (active mode): the client's signature over (config, session id, its own keys, survivors)."""
 
     sender: int
     signature: bytes

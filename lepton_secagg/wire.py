@@ -51,7 +51,7 @@ _SESSION = 32
 
 # tag -> (class, ((field, codec), ...)); docs/wire-format.md describes the same table.
 TAGS = {
-    1: (AdvertiseKeys, (("sender", "id"), ("encryption_key", "key"), ("mask_key", "key"), ("signature", "sig"))),
+    1: (AdvertiseKeys, (("sender", "id"), ("encryption_key", "key"), ("mask_key", "key"), ("seed_commitment", "key"), ("signature", "sig"))),
     2: (ShareKeysRequest, (("session_id", "session"), ("keys", "keys"))),
     3: (ShareKeys, (("sender", "id"), ("boxes", "pairs"))),
     4: (MaskedInputRequest, (("session_id", "session"), ("boxes", "pairs"))),
@@ -338,7 +338,7 @@ _ENCODERS = {
     "session": bytes,
     "reason": str,
     "ids": list,
-    "keys": lambda entries: [[e.client_id, e.encryption_key, e.mask_key, e.signature] for e in entries],
+    "keys": lambda entries: [[e.client_id, e.encryption_key, e.mask_key, e.seed_commitment, e.signature] for e in entries],
     "pairs": lambda pairs: [[i, b] for i, b in pairs],
     "vector": _enc_vector,
 }
@@ -389,8 +389,9 @@ def _dec_ids(r: _Reader, cfg) -> tuple[int, ...]:
 def _dec_keys(r: _Reader, cfg) -> tuple[KeyEntry, ...]:
     out = []
     for _ in range(r.array()):
-        r.array(exactly=4)
-        out.append(KeyEntry(_check_id(r.scalar(), cfg), _check_bytes(r.scalar(), _KEY), _check_bytes(r.scalar(), _KEY), _check_sig(r.scalar())))
+        r.array(exactly=5)
+        out.append(KeyEntry(_check_id(r.scalar(), cfg), _check_bytes(r.scalar(), _KEY), _check_bytes(r.scalar(), _KEY),
+                            _check_bytes(r.scalar(), _KEY), _check_sig(r.scalar())))
     _check_increasing([e.client_id for e in out], "key entries")
     return tuple(out)
 

@@ -54,6 +54,10 @@ class Session:
             assert self.server.receive(cid, replies[cid]) is None
         return replies
 
+    def key_entry(self, cid: int) -> ls.KeyEntry:
+        """Client ``cid``'s keys and seed commitment as relayed to it in share_keys."""
+        return self.clients[cid]._state.peers[cid]
+
     def run_to(self, round_name: str, skip=()):
         """Advance until the clients' pending request is for ``round_name``."""
         self.start(skip)

@@ -127,7 +127,7 @@ def cfg_(**kw):
     return ls.Config(**base)
 
 
-ACTIVE = dict(num_clients=7, vector_length=6, threshold=5, mode="active")
+ACTIVE = dict(num_clients=7, vector_length=6, threshold=5, mode="active", corrupt_fraction=0.0)
 PLUS = dict(num_clients=12, vector_length=6, threshold=3, neighbors=4)
 
 # --- masked input: length, dtype, canonical encoding -----------------------------------------------
@@ -196,7 +196,7 @@ def test_low_order_key_with_a_valid_signature_is_refused_in_active_mode():
 
     def forge(s, honest, req):
         key = SMALL_ORDER[2]
-        sig = s.identities[1].sign(S.advertise_statement(s.cfg, 1, key, honest.mask_key))
+        sig = s.identities[1].sign(S.advertise_statement(s.cfg, 1, key, honest.mask_key, honest.seed_commitment))
         return [dataclasses.replace(honest, encryption_key=key, signature=sig)]
     run_attack(ls.Config(**ACTIVE), Attack("advertise_keys", forge))
 
@@ -239,7 +239,7 @@ def test_two_connections_claiming_one_id_the_second_is_refused():
 def test_a_message_of_another_round_is_refused(round_name):
     wrong = {
         "advertise_keys": lambda s, h, r: [ls.ShareKeys(1, ())],
-        "share_keys": lambda s, h, r: [ls.AdvertiseKeys(1, *[bytes(range(1, 33))] * 2)],
+        "share_keys": lambda s, h, r: [ls.AdvertiseKeys(1, *[bytes(range(1, 33))] * 3)],
         "masked_input": lambda s, h, r: [ls.UnmaskingShares(1, (), ())],
         "unmasking": lambda s, h, r: [ls.MaskedInput(1, np.zeros(s.cfg.vector_length, s.cfg.dtype))],
     }[round_name]
@@ -346,7 +346,7 @@ def test_advertised_keys_with_a_bad_signature_are_refused():
         lambda s, h, r: [dataclasses.replace(h, signature=b"")],
         lambda s, h, r: [dataclasses.replace(h, signature=h.signature[:-1] + bytes([h.signature[-1] ^ 1]))],
         # client 2's identity signing client 1's keys
-        lambda s, h, r: [dataclasses.replace(h, signature=s.identities[2].sign(S.advertise_statement(s.cfg, 1, h.encryption_key, h.mask_key)))],
+        lambda s, h, r: [dataclasses.replace(h, signature=s.identities[2].sign(S.advertise_statement(s.cfg, 1, h.encryption_key, h.mask_key, h.seed_commitment)))],
         # a valid signature over other keys
         lambda s, h, r: [dataclasses.replace(h, mask_key=bytes(range(1, 33)))],
     ]
@@ -366,11 +366,11 @@ def test_consistency_signatures_that_do_not_verify_are_refused():
         lambda s, h, r: [dataclasses.replace(h, signature=b"")],
         lambda s, h, r: [dataclasses.replace(h, signature=h.signature[:10] + bytes([h.signature[10] ^ 4]) + h.signature[11:])],
         # signed by another identity
-        lambda s, h, r: [dataclasses.replace(h, signature=s.identities[3].sign(S.survivors_statement(r.session_id, r.survivors)))],
+        lambda s, h, r: [dataclasses.replace(h, signature=s.identities[3].sign(S.survivors_statement(s.cfg, r.session_id, s.key_entry(1), r.survivors)))],
         # over another survivor set
-        lambda s, h, r: [dataclasses.replace(h, signature=s.identities[1].sign(S.survivors_statement(r.session_id, r.survivors[:-1])))],
+        lambda s, h, r: [dataclasses.replace(h, signature=s.identities[1].sign(S.survivors_statement(s.cfg, r.session_id, s.key_entry(1), r.survivors[:-1])))],
         # over another session
-        lambda s, h, r: [dataclasses.replace(h, signature=s.identities[1].sign(S.survivors_statement(bytes(32), r.survivors)))],
+        lambda s, h, r: [dataclasses.replace(h, signature=s.identities[1].sign(S.survivors_statement(s.cfg, bytes(32), s.key_entry(1), r.survivors)))],
     ]
     for forge in forgeries:
         run_attack(cfg, Attack("consistency_check", forge))

@@ -20,7 +20,7 @@ OUT = pathlib.Path(__file__).parent / "v1" / "protocol"
 
 CASES = {
     "semi_honest_full_graph": (dict(num_clients=5, vector_length=8, threshold=3), {1: "share_keys", 3: "unmasking"}),
-    "active_full_graph": (dict(num_clients=5, vector_length=6, threshold=4, mode="active"), {2: "consistency_check"}),
+    "active_full_graph": (dict(num_clients=5, vector_length=6, threshold=4, mode="active", corrupt_fraction=0.2), {2: "consistency_check"}),
     "secagg_plus_chacha20_48bit": (dict(num_clients=9, vector_length=5, threshold=3, neighbors=4, prg="chacha20", bits=48), {0: "masked_input"}),
 }
 
@@ -73,7 +73,7 @@ def bad_cases(good):
     i = first(act, "share_keys", "down", 0)
     msg = ls.decode(bytes.fromhex(act["messages"][i]["hex"]))
     other = ls.hazmat.agreement.generate_keypair(ls.hazmat.rng.DeterministicRng(b"intruder")).public
-    keys = tuple(e if e.client_id != 1 else ls.KeyEntry(e.client_id, e.encryption_key, other, e.signature) for e in msg.keys)
+    keys = tuple(e if e.client_id != 1 else ls.KeyEntry(e.client_id, e.encryption_key, other, e.seed_commitment, e.signature) for e in msg.keys)
     out["bad_substituted_key_active"] = (act, i, ls.encode(ls.ShareKeysRequest(msg.session_id, keys)).hex(), "SignatureError")
     return out
 
