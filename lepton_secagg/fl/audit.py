@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -34,6 +35,11 @@ __all__ = ["AUDIT_LABEL", "AuditLog", "AuditResult", "verify_log", "AuditError"]
 AUDIT_LABEL = b"lepton-secagg/v1/fl-audit-entry\n"
 _GENESIS = "0" * 64
 _KEYS = {"event", "data", "prev", "seq", "time", "sig"}
+# One encoding for every hash and signature: lower-case hex of the exact length.
+# bytes.fromhex would also take upper case, so a re-cased line would verify
+# while hashing differently (the next line's prev and the head would change).
+_HASH = re.compile(r"[0-9a-f]{64}")
+_SIG = re.compile(r"[0-9a-f]{128}")
 
 
 class AuditError(ValueError):
@@ -83,20 +89,17 @@ class AuditResult:
     pinned: bool  # the key was given by the caller, not read from the log
 
 
-def _parse_key(key) -> bytes:
-    if isinstance(key, (bytes, bytearray)) and len(key) == 32:
+def _parse_key(key, *, canonical: bool = False) -> bytes:
+    """A verify key from bytes, hex or a file of hex; ``canonical`` (a key inside the log) takes lower-case hex only."""
+    if isinstance(key, (bytes, bytearray)) and len(key) == 32 and not canonical:
         return bytes(key)
-    text = str(key).strip()
+    text = key if canonical and isinstance(key, str) else str(key).strip()
     path = Path(text)
-    if len(text) != 64 and path.is_file():
+    if not canonical and len(text) != 64 and path.is_file():
         text = path.read_text().strip()
-    try:
-        raw = bytes.fromhex(text)
-    except ValueError:
-        raise AuditError(f"the key must be 64 hex characters (or a file holding them), got {text[:80]!r}.") from None
-    if len(raw) != 32:
-        raise AuditError("the key must be a 32-byte Ed25519 verify key (64 hex characters).")
-    return raw
+    if not _HASH.fullmatch(text if canonical else text.lower()):
+        raise AuditError(f"the key must be 64 {'lower-case ' if canonical else ''}hex characters (or a file holding them), got {text[:80]!r}.")
+    return bytes.fromhex(text)
 
 
 def verify_log(path: str | Path, key=None) -> AuditResult:
@@ -139,13 +142,14 @@ def verify_log(path: str | Path, key=None) -> AuditResult:
                 raise AuditError("line 1: the first event must be log_start.")
             logged = entry["data"].get("public_key") if isinstance(entry["data"], dict) else None
             if not pinned:
-                vk = _parse_key(logged or "")
+                vk = _parse_key(logged if isinstance(logged, str) else "", canonical=True)
             elif logged != vk.hex():
                 raise AuditError("line 1: the log was started by a different key than the one given.")
+        if not isinstance(entry["sig"], str) or not _SIG.fullmatch(entry["sig"]):
+            raise AuditError(f"{where}: the signature is not 128 lower-case hex characters (the one encoding accepted).")
         body = {k: v for k, v in entry.items() if k != "sig"}
         try:
-            sig = bytes.fromhex(entry["sig"]) if isinstance(entry["sig"], str) else b""
-            verify(vk, AUDIT_LABEL + _canonical(body), sig)
+            verify(vk, AUDIT_LABEL + _canonical(body), bytes.fromhex(entry["sig"]))
         except (ValueError, SignatureError):
             raise AuditError(f"{where}: the signature does not verify (the entry was changed or not signed by this key).") from None
         prev = hashlib.sha256(line).hexdigest()

@@ -89,8 +89,11 @@ def quantize(values, clip: float, step: float, *, rng: np.random.Generator | Non
 def dequantize(total, count: int, clip: float, step: float) -> np.ndarray:
     """The float sum of ``count`` clients from the sum ``total`` of their quantised values."""
     _check_count("count", count)
-    grid = 2 * _check_positive("clip", clip) / levels(clip, step)
-    return np.asarray(total, dtype=np.float64) * grid - count * clip
+    return _dequantize(total, count, _check_positive("clip", clip), levels(clip, step))
+
+
+def _dequantize(total, count: int, clip: float, count_levels: int) -> np.ndarray:
+    return np.asarray(total, dtype=np.float64) * (2 * clip / count_levels) - count * clip
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -189,7 +192,7 @@ class Quantizer:
                 raise ValueError(f"weight {weight} exceeds max_weight = {self.max_weight}.")
         elif weight is not None:
             raise ValueError("this Quantizer has no weight slot; create it with max_weight= to send weights.")
-        count = levels(self.clip, self.step)  # as quantize() computes it, so results match it exactly
+        count = self.levels  # the one count the bit budget was checked with; never recomputed from step
         generator = _check_generator(rng)
         encoded = np.empty(self.encoded_length(array.size), dtype=self.dtype)
         if self.weighted:
@@ -225,7 +228,7 @@ class Quantizer:
             raise ValueError("the sum has negative elements; it must lie in [0, 2^bits).")
         if not self.weighted:
             _check_sum_bound(total, count * self.levels, f"{count} clients")
-            return dequantize(total, count, self.clip, self.step)
+            return _dequantize(total, count, self.clip, self.levels)
         weight = int(total[-1])
         if not count <= weight <= count * self.max_weight:
             raise ValueError(
@@ -234,7 +237,7 @@ class Quantizer:
             )
         values = total[:-1]
         _check_sum_bound(values, weight * self.levels, f"a total weight of {weight}")
-        return dequantize(values, weight, self.clip, self.step) / weight, weight
+        return _dequantize(values, weight, self.clip, self.levels) / weight, weight
 
 
 def _quantize_into(array: np.ndarray, clip: float, count: int, generator: np.random.Generator, out: np.ndarray, weight: int) -> int:
