@@ -7,6 +7,7 @@ from .client import Client
 from .config import Config
 from .exceptions import (
     Aborted,
+    ConfigRefused,
     DecodeError,
     DecryptionError,
     LocalProtocolError,
@@ -19,6 +20,7 @@ from .exceptions import (
 from .messages import *  # noqa: F403  (the protocol message classes are public API)
 from .messages import FL_MESSAGES as _fl_messages
 from .messages import __all__ as _messages_all
+from .policy import Policy
 from .server import AggregationResult, Server
 from .wire import decode, encode
 
@@ -27,6 +29,7 @@ from . import adapters, encoding, hazmat, testing  # noqa: E402  (ls.testing.sim
 __all__ = [
     "__version__",
     "Config",
+    "Policy",
     "Client",
     "Server",
     "AggregationResult",
@@ -47,4 +50,5 @@ __all__ = [
     "DecryptionError",
     "ReconstructionError",
     "SignatureError",
+    "ConfigRefused",
 ]

@@ -24,7 +24,9 @@ from . import __version__
 from ._progress import Progress
 from ._state import rounds_for
 from .config import MODES, Config
-from .exceptions import Aborted, SecAggError
+from .exceptions import Aborted, DecodeError, SecAggError
+from .policy import Policy
+from .wire import decode_config, encode_config
 
 __all__ = ["main", "build_parser"]
 
@@ -33,6 +35,7 @@ logger = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_WRONG = 1  # a wrong sum, a failed check, bad usage at run time
 EXIT_ABORTED = 2  # the session ended without a sum (e.g. too few survivors)
+_SECAGG_PLUS_CORRUPT = 0.05  # --secagg-plus's corrupt fraction in semi-honest mode when --corrupt is not given
 
 
 # --- helpers ---------------------------------------------------------------------
@@ -40,10 +43,44 @@ EXIT_ABORTED = 2  # the session ended without a sum (e.g. too few survivors)
 
 def _config_from_args(args, dropout: float = 0.0) -> Config:
     kw = dict(bits=args.bits, prg=args.prg)
+    if args.mode == "active" and args.corrupt is None:
+        raise ValueError("--mode active needs --corrupt FRACTION: the fraction of clients that may collude with the "
+                         "server (e.g. 0.1); the threshold is chosen to withstand it.")
     if getattr(args, "secagg_plus", False):
         design = args.design_dropout if args.design_dropout is not None else (dropout if dropout > 0 else 0.1)
-        return Config.secagg_plus(args.clients, args.length, args.corrupt, design, mode=args.mode, **kw)
-    return Config(num_clients=args.clients, vector_length=args.length, threshold=args.threshold, neighbors=args.neighbors, mode=args.mode, **kw)
+        corrupt = args.corrupt if args.corrupt is not None else _SECAGG_PLUS_CORRUPT
+        return Config.secagg_plus(args.clients, args.length, corrupt, design, mode=args.mode, **kw)
+    return Config(num_clients=args.clients, vector_length=args.length, threshold=args.threshold, neighbors=args.neighbors,
+                  mode=args.mode, corrupt_fraction=args.corrupt, **kw)
+
+
+def _join_policy(args) -> Policy:
+    """The client's policy from join's --config / --config-digest (the server proposes, the client decides)."""
+    config, digest = None, None
+    if args.config:
+        data = _read_file(args.config, "--config")
+        try:
+            config = decode_config(data)
+        except DecodeError as exc:
+            raise ValueError(f"--config {args.config}: not a configuration written by 'serve --write-config' ({exc}).") from None
+    if args.config_digest:
+        text = args.config_digest.strip().lower()
+        if len(text) != 64 or any(ch not in "0123456789abcdef" for ch in text):
+            raise ValueError(f"--config-digest must be 64 hex characters (the digest 'serve' prints), got {args.config_digest!r}.")
+        digest = bytes.fromhex(text)
+        if config is not None and config.digest != digest:
+            raise ValueError(f"--config {args.config} has digest {config.digest.hex()}, not the --config-digest given.")
+    if args.identity and config is None and digest is None:
+        raise ValueError("--identity (active mode) needs --config FILE or --config-digest HEX: without the cohort's "
+                         "pinned identities a server could replace every other client with its own.")
+    return Policy(config=config, config_digest=digest, corrupt_fraction=args.min_corrupt)
+
+
+def _read_file(path: str, option: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{option} {path}: cannot be read ({exc.strerror or exc}).") from None
 
 
 def _describe(cfg: Config) -> str:
@@ -180,12 +217,18 @@ def cmd_serve(args) -> int:
     if kw:
         cfg = dataclasses.replace(cfg, **kw)
     ctx = _server_ssl(args.tls_cert, args.tls_key)
+    if args.write_config:
+        try:
+            Path(args.write_config).write_bytes(encode_config(cfg))
+        except OSError as exc:
+            raise ValueError(f"--write-config {args.write_config}: cannot be written ({exc.strerror or exc}).") from None
     progress = Progress(enabled=not args.quiet)
 
     async def go():
         srv = AggregationServer(cfg, args.host, args.port, round_timeout=args.round_timeout, join_timeout=args.join_timeout, ssl_context=ctx, progress=progress)
         await srv.start()
-        print(f"listening on {args.host}:{srv.port} ({_describe(cfg)}{', TLS' if ctx else ''})", file=sys.stderr, flush=True)
+        print(f"listening on {args.host}:{srv.port} ({_describe(cfg)}{', TLS' if ctx else ''}; config digest {cfg.digest.hex()}, "
+              "which clients pin with join --config-digest)", file=sys.stderr, flush=True)
         try:
             return srv, await srv.run()
         except Aborted as exc:
@@ -219,8 +262,9 @@ def cmd_join(args) -> int:
         raise SystemExit(f"error: --server must be HOST:PORT, got {args.server!r}.")
     vector = np.load(args.input, allow_pickle=False)
     identity = Identity(bytes.fromhex(Path(args.identity).read_text().strip())) if args.identity else None
+    policy = _join_policy(args)
     outcome = asyncio.run(run_client(host.strip("[]"), int(port), args.id, vector, ssl_context=_client_ssl(args.tls_ca),
-                                     identity=identity, drop_after=args.drop_after, timeout=args.timeout))
+                                     identity=identity, drop_after=args.drop_after, timeout=args.timeout, policy=policy))
     msg = f"client {args.id}: {outcome.status}" + (f" after round {outcome.round}" if outcome.round else "") + (f" ({outcome.reason})" if outcome.reason else "")
     print(msg, file=sys.stderr if args.json else sys.stdout)
     _emit(args, {"ok": outcome.ok, "id": args.id, "status": outcome.status, "round": outcome.round, "reason": outcome.reason,
@@ -255,7 +299,8 @@ def cmd_demo(args) -> int:
         srv = AggregationServer(cfg, "127.0.0.1", 0, round_timeout=args.round_timeout, join_timeout=args.round_timeout, progress=progress)
         await srv.start()
         clients = [run_client("127.0.0.1", srv.port, cid, inputs[cid], drop_after=crashes.get(cid),
-                              identity=identities[cid] if identities else None, timeout=args.round_timeout * 4)
+                              identity=identities[cid] if identities else None, timeout=args.round_timeout * 4,
+                              policy=Policy(config=cfg))
                    for cid in range(cfg.num_clients)]
         res, *outcomes = await asyncio.gather(srv.run(), *clients, return_exceptions=True)
         return srv, res, outcomes
@@ -377,7 +422,9 @@ def _add_config_args(p, clients_default=None, length_default=None) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--neighbors", "-k", type=int, default=None, help="SecAgg+ Harary graph degree k (even)")
     g.add_argument("--secagg-plus", action="store_true", help="pick SecAgg+ (k, t) from the corrupt and dropout fractions")
-    p.add_argument("--corrupt", type=float, default=0.05, help="corrupt fraction for --secagg-plus (default 0.05)")
+    p.add_argument("--corrupt", type=float, default=None,
+                   help="fraction of all clients that may collude with the server; the threshold must withstand it "
+                        f"(required with --mode active; --secagg-plus default {_SECAGG_PLUS_CORRUPT}, else 0)")
     p.add_argument("--design-dropout", type=float, default=None,
                    help="dropout fraction --secagg-plus designs (k, t) for (default: --dropout if > 0, else 0.1)")
     p.add_argument("--mode", choices=MODES, default="semi-honest")
@@ -413,6 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-cert", help="server certificate (PEM) for TLS")
     p.add_argument("--tls-key", help="server private key (PEM) for TLS")
     p.add_argument("--identities", help="active mode: file of every client's hex Ed25519 verify key, one per line")
+    p.add_argument("--write-config", help="write the session configuration here (msgpack) for clients to pin with join --config")
     p.add_argument("--output", "-o", required=True, help="where to write the sum (.npy)")
     _add_common(p)
     p.set_defaults(func=cmd_serve)
@@ -422,7 +470,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id", type=int, required=True, help="this client's id, 0..n-1")
     p.add_argument("--input", required=True, help="the input vector (.npy, integers in [0, 2^bits))")
     p.add_argument("--tls-ca", help="CA certificate (PEM) to verify the server; enables TLS")
-    p.add_argument("--identity", help="active mode: file holding this client's hex 32-byte Ed25519 seed")
+    p.add_argument("--identity", help="active mode: file holding this client's hex 32-byte Ed25519 seed (needs --config or --config-digest)")
+    p.add_argument("--config", help="accept only this configuration (the file 'serve --write-config' wrote)")
+    p.add_argument("--config-digest", help="accept only the configuration with this digest (64 hex characters, printed by serve)")
+    p.add_argument("--min-corrupt", type=float, default=0.0,
+                   help="refuse a threshold that does not withstand this fraction of colluding clients (default 0)")
     p.add_argument("--drop-after", choices=("advertise_keys", "share_keys", "masked_input", "consistency_check", "unmasking"),
                    help="send this round's reply, then close the socket abruptly (crash test)")
     p.add_argument("--timeout", type=float, default=120.0, help="longest wait for any one server message")

@@ -19,6 +19,7 @@ from .hazmat.agreement import keypair_from_private
 from .hazmat.rng import Rng, resolve
 from .hazmat.sign import Identity
 from .messages import Abort
+from .policy import Policy
 from .wire import decode_client_state, encode_client_state
 
 __all__ = ["Client"]
@@ -32,19 +33,28 @@ class Client:
         client_id: this client's id, 0..n-1.
         rng: the source of every secret (default: the OS CSPRNG).
         identity: the Ed25519 identity; required in active mode, and its verify
-            key must be ``cfg.identities[client_id]``.
+            key must be ``cfg.identities[client_id]``.  A client with an
+            identity refuses any configuration but active mode.
+        policy: what this client accepts (``Policy``).  None: ``cfg`` comes
+            from the caller, who vouches for it (``Policy(config=cfg)``); pass
+            a policy whenever ``cfg`` came from the server.
 
     Raises:
+        ConfigRefused: ``cfg`` breaks the policy (the message names the field).
         TypeError / ValueError: bad arguments.
     """
 
-    def __init__(self, cfg: Config, client_id: int, rng: Rng | None = None, identity: Identity | None = None):
+    def __init__(self, cfg: Config, client_id: int, rng: Rng | None = None, identity: Identity | None = None,
+                 policy: Policy | None = None):
         if not isinstance(cfg, Config):
             raise TypeError(f"cfg must be a Config, not {type(cfg).__name__}.")
         if isinstance(client_id, bool) or not isinstance(client_id, int):
             raise TypeError(f"client_id must be an int, not {type(client_id).__name__}.")
         if not 0 <= client_id < cfg.num_clients:
             raise ValueError(f"client_id must be in 0..{cfg.num_clients - 1}, got {client_id}.")
+        if identity is not None and not isinstance(identity, Identity):
+            raise TypeError(f"identity must be an Identity, not {type(identity).__name__}.")
+        (policy if policy is not None else Policy(config=cfg)).check(cfg, client_id, identity)
         if cfg.mode == "active":
             if cfg.identities is None:
                 raise ValueError("active mode needs cfg.identities, every client's verify key.")
@@ -125,7 +135,8 @@ class Client:
         })
 
     @classmethod
-    def restore(cls, cfg: Config, data: bytes, rng: Rng | None = None, identity: Identity | None = None) -> "Client":
+    def restore(cls, cfg: Config, data: bytes, rng: Rng | None = None, identity: Identity | None = None,
+                policy: Policy | None = None) -> "Client":
         """The session saved by ``export_state``, under the same ``cfg``.
 
         Raises:
@@ -136,7 +147,7 @@ class Client:
             round_ = Round(fields["round"])
         except ValueError:
             raise DecodeError(f"unknown round {fields['round']!r} in the client state.") from None
-        client = cls(cfg, fields["client_id"], rng=rng, identity=identity)
+        client = cls(cfg, fields["client_id"], rng=rng, identity=identity, policy=policy)
         shares = fields["shares"]
         if any(v is not None and len(v) != 2 for v in shares.values()):
             raise DecodeError("malformed shares in the client state.")

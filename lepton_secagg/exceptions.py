@@ -9,6 +9,8 @@
 * ``DecryptionError``: an AEAD ciphertext failed authentication.
 * ``ReconstructionError``: Shamir shares are too few or inconsistent.
 * ``SignatureError``: an Ed25519 signature did not verify.
+* ``ConfigRefused``: the server proposed a configuration the client's
+  ``Policy`` does not accept (a ``RemoteProtocolError``).
 
 Arguments of the wrong type or value raise the built-in ``TypeError`` and
 ``ValueError`` (``DecodeError`` is also a ``ValueError``).  Messages are full
@@ -27,6 +29,7 @@ __all__ = [
     "DecryptionError",
     "ReconstructionError",
     "SignatureError",
+    "ConfigRefused",
 ]
 
 
@@ -59,6 +62,10 @@ class LocalProtocolError(ProtocolError):
 
 class RemoteProtocolError(ProtocolError):
     """A peer's message broke the protocol."""
+
+
+class ConfigRefused(RemoteProtocolError):
+    """The server's configuration breaks the client's policy; the message names the field and both values."""
 
 
 class Aborted(SecAggError):

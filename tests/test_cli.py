@@ -25,11 +25,16 @@ def test_simulate_json_reports_ok(capsys):
     assert report["rounds"]["masked_input"]["bytes_up"] > 0
 
 
-@pytest.mark.parametrize("extra", [["--secagg-plus", "--clients", "60"], ["--mode", "active", "--clients", "8"],
+@pytest.mark.parametrize("extra", [["--secagg-plus", "--clients", "60"], ["--mode", "active", "--corrupt", "0.1", "--clients", "8"],
                                    ["--neighbors", "6", "--clients", "12", "--prg", "chacha20", "--bits", "40"]])
 def test_simulate_variants(capsys, extra):
     rc = cli.main(["simulate", "--length", "32", "--dropout", "0.1", "--seed", "1", "--json", "-q", *extra])
     assert rc == 0 and _last_json(capsys.readouterr().out)["ok"] is True
+
+
+def test_active_mode_without_corrupt_is_refused_with_the_option_named(capsys):
+    rc = cli.main(["simulate", "-n", "8", "-m", "4", "--mode", "active", "--json", "-q"])
+    assert rc == 1 and "--corrupt" in capsys.readouterr().err
 
 
 def test_simulate_table_without_json(capsys):
@@ -55,7 +60,7 @@ def test_demo_json_reports_ok(capsys):
 
 
 def test_demo_secagg_plus_active(capsys):
-    rc = cli.main(["demo", "--clients", "40", "--length", "50", "--secagg-plus", "--mode", "active", "--dropout", "0.1", "--seed", "5", "--json", "-q"])
+    rc = cli.main(["demo", "--clients", "40", "--length", "50", "--secagg-plus", "--mode", "active", "--corrupt", "0.05", "--dropout", "0.1", "--seed", "5", "--json", "-q"])
     report = _last_json(capsys.readouterr().out)
     assert rc == 0 and report["ok"] is True and "consistency_check" in report["rounds"]
 

@@ -47,7 +47,7 @@ def weighted_average(pids, base):
             for i, b in enumerate(base)]
 
 
-def make_client_app(drops: dict, sleeps: dict | None = None):
+def make_client_app(drops: dict, sleeps: dict | None = None, mod=lepton_secagg_mod):
     """A ClientApp whose fit adds a fixed delta; ``drops`` maps (server round, stage) -> partition ids that raise."""
     from flwr.client import NumPyClient
     from flwr.clientapp import ClientApp
@@ -76,7 +76,7 @@ def make_client_app(drops: dict, sleeps: dict | None = None):
                 time.sleep(sleeps["seconds"])
         return call_next(msg, ctxt)
 
-    return ClientApp(client_fn=client_fn, mods=[dropper, lepton_secagg_mod])
+    return ClientApp(client_fn=client_fn, mods=[dropper, mod])
 
 
 def run(workflow, client_app, num_supernodes: int, num_rounds: int):
@@ -202,3 +202,25 @@ def test_flower_mod_refuses_a_plain_train_message():
 def test_flower_is_imported_only_by_the_integration():
     code = "import sys, lepton_secagg, lepton_secagg.integrations.flower; assert 'flwr' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_flower_nodes_refuse_what_their_own_policy_does_not_accept(once):
+    """The workflow proposes a 32-bit ring; every node's policy (set on the node, not by the server) demands 64."""
+    from lepton_secagg import Policy
+    from lepton_secagg.integrations.flower import lepton_secagg_mod_with
+
+    wf = LeptonSecAggWorkflow(clipping_range=4.0, timeout=60)
+    history = run(wf, make_client_app({}, mod=lepton_secagg_mod_with(Policy(bits=64))), 5, num_rounds=1)
+    assert history == [] and wf.reports[0].error is not None  # nothing was aggregated
+    assert wf.reports[0].dropped == {nid: "advertise_keys" for nid in wf.reports[0].node_ids}
+
+
+def test_node_policy_reads_the_node_config_and_names_a_bad_key():
+    from lepton_secagg import Policy
+    from lepton_secagg.integrations.flower import node_policy
+
+    policy = node_policy({"lepton-secagg-min-corrupt": "0.2", "lepton-secagg-bits": 64, "partition-id": 3})
+    assert policy == Policy(corrupt_fraction=0.2, bits=64)
+    assert node_policy({}, Policy(mode="active")) == Policy(mode="active")
+    with pytest.raises(ValueError, match="lepton-secagg-min-corrupt"):
+        node_policy({"lepton-secagg-min-corrupt": "1.5"})

@@ -7,6 +7,7 @@ runs the same drivers over queues.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import ssl
 import struct
@@ -53,7 +54,7 @@ async def _tcp_aggregation(cfg, inputs, drop_after=None, *, extra=(), round_time
     honest = range(cfg.num_clients) if honest is None else honest
     clients = [run_client(HOST, srv.port, cid, inputs[cid], drop_after=drop_after.get(cid), ssl_context=client_ssl,
                           server_hostname="localhost" if client_ssl else None,
-                          identity=identities[cid] if identities else None, timeout=30)
+                          identity=identities[cid] if identities else None, timeout=30, policy=ls.Policy(config=cfg))
                for cid in honest]
     res, *rest = await asyncio.gather(srv.run(), *clients, *(f(srv.port) for f in extra), return_exceptions=True)
     return srv, res, rest
@@ -83,11 +84,11 @@ def test_frame_limit_checked_before_body():
 
 @pytest.mark.parametrize("mode", ["semi-honest", "active"])
 def test_memory_transport_exact_sum_with_crashes(mode):
-    cfg = ls.Config(num_clients=9, vector_length=50, mode=mode)
+    cfg = ls.Config(num_clients=9, vector_length=50, mode=mode, corrupt_fraction=0.0)
     ids = None
     if mode == "active":
         ids = make_identities(cfg.num_clients, seed=1)
-        cfg = ls.Config(num_clients=9, vector_length=50, mode=mode, identities=tuple(i.verify_key for i in ids))
+        cfg = ls.Config(num_clients=9, vector_length=50, mode=mode, corrupt_fraction=0.0, identities=tuple(i.verify_key for i in ids))
     inputs = _inputs(cfg)
     rounds = ls._state.rounds_for(mode)
     drops = {i + 1: r for i, r in enumerate(rounds)}
@@ -472,3 +473,71 @@ def test_processes_tls(tmp_path, tls_files):
     stdout, stderr = server.communicate(timeout=60)
     assert server.returncode == 0, stderr
     assert np.array_equal(np.load(out), _plain_sum(inputs, range(n), cfg))
+
+
+def test_join_refuses_a_downgrading_or_identity_swapping_server(tmp_path):
+    """`join --identity --config` against a server that sends another configuration: exit 1, the field named,
+    and no key sent; against the real server with the right configuration it completes."""
+    n, m = 4, 20
+    idents = [ls.hazmat.sign.Identity(bytes([c + 1]) * 32) for c in range(n)]
+    (tmp_path / "ids.txt").write_text("\n".join(i.verify_key.hex() for i in idents))
+    for c, ident in enumerate(idents):
+        (tmp_path / f"id{c}.hex").write_text((bytes([c + 1]) * 32).hex())
+    cfg = ls.Config(num_clients=n, vector_length=m, mode="active", corrupt_fraction=0.0, identities=tuple(i.verify_key for i in idents))
+    inputs, paths = _write_inputs(cfg, tmp_path, 11)
+
+    evil = [ls.hazmat.sign.Identity(bytes([c + 101]) * 32) for c in range(n)]
+    downgraded = ls.Config(num_clients=n, vector_length=m)
+    swapped = dataclasses.replace(cfg, identities=tuple(idents[c].verify_key if c == 1 else evil[c].verify_key for c in range(n)))
+    (tmp_path / "cfg.msgpack").write_bytes(wire.encode_config(cfg))
+
+    async def hostile(sent):
+        got = []
+
+        async def handle(reader, writer):
+            await read_frame(reader, JOIN_LIMIT)
+            writer.write(frame(wire.encode_config(sent)))
+            await writer.drain()
+            try:
+                got.append(ls.decode(await asyncio.wait_for(read_frame(reader, 1 << 20), 30)))
+            except (ConnectionError, asyncio.IncompleteReadError, asyncio.TimeoutError, ls.DecodeError):
+                pass
+            writer.close()
+
+        srv = await asyncio.start_server(handle, HOST, 0)
+        port = srv.sockets[0].getsockname()[1]
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "lepton_secagg", "join", "--server", f"{HOST}:{port}", "--id", "1", "--input", str(paths[1]),
+            "--identity", str(tmp_path / "id1.hex"), "--config", str(tmp_path / "cfg.msgpack"), "--json",
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        srv.close()
+        await srv.wait_closed()
+        return proc.returncode, out.decode(), err.decode(), got
+
+    for sent, field in ((downgraded, "mode"), (swapped, "identities[0]")):
+        rc, out, err, got = asyncio.run(hostile(sent))
+        assert rc == 1, err
+        assert f"has {field} = " in _last_json(out)["reason"], out
+        assert not any(isinstance(g, ls.AdvertiseKeys) for g in got)  # no key left the client
+
+    server, port, out = _start_server(["--clients", str(n), "--length", str(m), "--mode", "active", "--corrupt", "0",
+                                       "--identities", str(tmp_path / "ids.txt"), "--write-config", str(tmp_path / "served.msgpack")],
+                                      tmp_path)
+    assert (tmp_path / "served.msgpack").read_bytes() == (tmp_path / "cfg.msgpack").read_bytes()
+    joins = [_join(port, c, paths[c], "--identity", str(tmp_path / f"id{c}.hex"), "--config-digest", cfg.digest.hex()) for c in range(n)]
+    for p in joins:
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+    stdout, stderr = server.communicate(timeout=60)
+    assert server.returncode == 0, stderr
+    assert np.array_equal(np.load(out), _plain_sum(inputs, range(n), cfg))
+
+
+def test_join_with_an_identity_and_no_pin_exits_before_connecting(tmp_path):
+    (tmp_path / "id.hex").write_text("01" * 32)
+    np.save(tmp_path / "x.npy", np.zeros(3, np.uint32))
+    proc = subprocess.run([sys.executable, "-m", "lepton_secagg", "join", "--server", f"{HOST}:9", "--id", "0",
+                           "--input", str(tmp_path / "x.npy"), "--identity", str(tmp_path / "id.hex")],
+                          capture_output=True, text=True, timeout=60, env=_env())
+    assert proc.returncode == 1 and "--config" in proc.stderr and "cannot connect" not in proc.stderr

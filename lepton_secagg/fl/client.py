@@ -13,9 +13,11 @@ trained float tensors minus the downloaded version, quantised with the
 round's ``Quantizer`` and the number of training examples as the masked
 weight slot; it leaves the client only as a ``MaskedInput``.  Evaluation
 sends ``[correct, total, loss_sum]`` the same way.  Before taking part the
-client rebuilds the phase's ``Config`` from ``PhaseOpen`` and its own model
-and refuses a configuration frame that differs (``run_session(expected_config=...)``),
-and checks that the session label names this model, round and phase.
+client rebuilds the phase's ``Config`` from ``PhaseOpen`` and its own model,
+checks it against its own ``Policy`` (``policy=``, e.g. the fraction of
+colluding organisations the threshold must withstand), refuses a
+configuration frame that differs from it, and checks that the session label
+names this model, round and phase.
 
 Every method is synchronous (it runs its own event loop); do not call them
 from inside a running event loop.
@@ -24,14 +26,16 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import logging
 import ssl as _ssl
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..exceptions import SecAggError
+from ..exceptions import ConfigRefused, SecAggError
 from ..messages import Abort, Hello, ModelReply, ModelRequest, PhaseOpen, PhaseRequest, Welcome
+from ..policy import Policy
 from ..transport.client import ClientOutcome, run_session
 from ..transport.framing import StreamConnection
 from ..wire import decode, encode
@@ -122,11 +126,13 @@ class Client:
             this long to open).
         ssl_context / server_hostname: TLS, as ``transport.run_client``.
         max_model_bytes: the largest model download accepted.
+        policy: what this client accepts (``lepton_secagg.policy.Policy``); the
+            phase's configuration is pinned on top of it.
     """
 
     def __init__(self, server_address: str, *, organisation: str | None = None, client_id: int | None = None,
                  timeout: float = 300.0, ssl_context: _ssl.SSLContext | None = None, server_hostname: str | None = None,
-                 max_model_bytes: int = 1 << 28):
+                 max_model_bytes: int = 1 << 28, policy: Policy | None = None):
         host, _, port = str(server_address).removeprefix("tcp://").rpartition(":")
         if not host or not port.isdigit():
             raise ValueError(f"server_address must be 'HOST:PORT', got {server_address!r}.")
@@ -137,6 +143,7 @@ class Client:
         self.ssl_context = ssl_context
         self.server_hostname = server_hostname
         self.max_model_bytes = int(max_model_bytes)
+        self.policy = policy if policy is not None else Policy()
         self.welcome: Welcome | None = None
         self._loaded: dict[int, LoadedModel] = {}
         self._weights: dict[int, int] = {}
@@ -272,10 +279,12 @@ class Client:
     async def _aggregate(self, conn, op: PhaseOpen, vector, crash_after) -> ClientOutcome:
         try:
             cfg = P.phase_config(op.num_clients, op.threshold, op.bits, op.vector_length, op.session_label)
-        except (TypeError, ValueError) as exc:  # e.g. a threshold that is not a majority
+            policy = dataclasses.replace(self.policy, config=cfg)
+            policy.check(cfg, self.client_id)
+        except (TypeError, ValueError, ConfigRefused) as exc:  # e.g. a threshold that is not a majority
             conn.close()
             raise FLError(f"the phase's parameters are unsafe or invalid: {exc}") from None
-        outcome = await run_session(conn, self.client_id, vector, drop_after=crash_after, timeout=self.timeout, expected_config=cfg)
+        outcome = await run_session(conn, self.client_id, vector, drop_after=crash_after, timeout=self.timeout, policy=policy)
         if outcome.status != "crashed":
             await conn.wait_closed()
         return outcome

@@ -15,7 +15,7 @@ A run is a sequence of phases, each one secure aggregation with its own
   the server learns only the sums.
 
 Both sides build the ``Config`` from the same few fields (``PhaseOpen``), so
-a client pins it (``transport.run_session(expected_config=...)``).
+a client pins it (``transport.run_session(policy=Policy(config=...))``).
 """
 from __future__ import annotations
 

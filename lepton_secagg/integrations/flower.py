@@ -36,20 +36,21 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from ..client import Client
 from ..config import Config
-from ..exceptions import DecodeError, SecAggError
+from ..exceptions import ConfigRefused, DecodeError, SecAggError
 from ..hazmat.quantize import Quantizer
 from ..hazmat.rng import Rng, resolve
 from ..messages import Abort
+from ..policy import Policy
 from ..server import Server
 from ..wire import decode, decode_config, encode, encode_config
 
-__all__ = ["lepton_secagg_mod", "LeptonSecAggWorkflow", "RoundReport", "RECORD_KEY", "STATE_KEY"]
+__all__ = ["lepton_secagg_mod", "lepton_secagg_mod_with", "node_policy", "LeptonSecAggWorkflow", "RoundReport", "RECORD_KEY", "STATE_KEY"]
 
 RECORD_KEY = "lepton_secagg"
 STATE_KEY = "lepton_secagg.state"
@@ -78,9 +79,62 @@ def lepton_secagg_mod(msg, ctxt, call_next):
 
     Non-train messages pass through.  A train message without our record is
     refused (``ValueError``): the update is never sent in the clear by mistake.
-    A message the client must refuse (bad bytes, a lying server) is answered
-    with an ``Abort``, and the session state is forgotten.
+    A message the client must refuse (bad bytes, a lying server, a
+    configuration its policy refuses) is answered with an ``Abort``, and the
+    session state is forgotten.  The policy is the node's own: the node
+    configuration's ``lepton-secagg-*`` keys (``node_policy``), never the
+    server's message; ``lepton_secagg_mod_with(policy)`` fixes one in code.
     """
+    return _mod(msg, ctxt, call_next, node_policy(ctxt.node_config))
+
+
+def lepton_secagg_mod_with(policy: Policy):
+    """A ``lepton_secagg_mod`` that accepts only what ``policy`` accepts (and the node configuration adds)."""
+    if not isinstance(policy, Policy):
+        raise TypeError(f"policy must be a Policy, not {type(policy).__name__}.")
+
+    def mod(msg, ctxt, call_next):
+        return _mod(msg, ctxt, call_next, node_policy(ctxt.node_config, policy))
+
+    return mod
+
+
+#: node-configuration keys (``flower-supernode --node-config``) read by ``node_policy``.
+NODE_KEYS = {
+    "lepton-secagg-min-corrupt": "corrupt_fraction",
+    "lepton-secagg-mode": "mode",
+    "lepton-secagg-bits": "bits",
+    "lepton-secagg-prg": "prg",
+    "lepton-secagg-config-digest": "config_digest",
+}
+
+
+def node_policy(node_config, base: Policy | None = None) -> Policy:
+    """``base`` (default ``Policy()``) with the node configuration's ``lepton-secagg-*`` keys applied.
+
+    Raises:
+        ValueError: a key has a value ``Policy`` refuses (the message names the key).
+    """
+    changes = {}
+    for key, name in NODE_KEYS.items():
+        if key not in node_config:
+            continue
+        value = node_config[key]
+        try:
+            if name == "config_digest":
+                value = bytes.fromhex(str(value))
+            elif name == "corrupt_fraction":
+                value = float(value)
+            elif name == "bits":
+                value = int(value)
+            changes[name] = value
+            replace(base or Policy(), **changes)  # validates this key now, so the error names it
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"node config {key} = {node_config[key]!r}: {exc}") from None
+    return replace(base or Policy(), **changes)
+
+
+def _mod(msg, ctxt, call_next, policy: Policy):
     from flwr.app import ConfigRecord, Message, RecordDict
     from flwr.app.message_type import MessageType
 
@@ -112,7 +166,11 @@ def lepton_secagg_mod(msg, ctxt, call_next):
         )
         if quantizer.levels != int(record["levels"]) or quantizer.bits != cfg.bits:
             raise ValueError("the quantiser does not match the session configuration.")
-        client = Client(cfg, int(record["client_id"]))
+        try:
+            client = Client(cfg, int(record["client_id"]), policy=policy)
+        except ConfigRefused as exc:
+            _log(logging.WARNING, "lepton_secagg: this node refuses the server's configuration: %s", exc)
+            return reply(stage, encode(Abort(str(exc)[:1024])))
         out = client.start()
         _save(ctxt, client, quantizer)
         return reply(stage, encode(out))

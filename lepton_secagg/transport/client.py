@@ -1,7 +1,8 @@
 """The asyncio client: connect, hand-shake, then run one ``Client`` session.
 
 The client sends ``Join(client_id)``, reads the configuration frame (or an
-``Abort`` if the server refuses it), builds ``Client(cfg, client_id)``, sends
+``Abort`` if the server refuses it), checks it against its ``Policy`` (the
+server proposes, the client decides), builds ``Client(cfg, client_id)``, sends
 ``start()``'s ``AdvertiseKeys`` and then answers each request until the
 session completes or aborts.  ``drop_after=ROUND`` sends that round's reply
 and then closes the socket abruptly, as a crash would (used by tests and the
@@ -17,8 +18,9 @@ from dataclasses import dataclass
 from .._state import Round, rounds_for
 from ..client import Client
 from ..config import Config
-from ..exceptions import DecodeError, SecAggError
+from ..exceptions import ConfigRefused, DecodeError, SecAggError
 from ..messages import Abort, Join
+from ..policy import Policy
 from ..wire import decode, decode_config, encode
 from .framing import CONFIG_LIMIT, Connection, StreamConnection
 
@@ -67,14 +69,16 @@ async def run_session(
     drop_after: str | None = None,
     timeout: float = 120.0,
     rng=None,
-    expected_config: Config | None = None,
+    policy: Policy | None = None,
 ) -> ClientOutcome:
     """Run one client session over an open ``Connection`` (TCP or in memory); never raises
     for network or protocol trouble, which is reported in the outcome.
 
     Args:
         timeout: the longest wait for any one frame from the server.
-        expected_config: if given, the server's configuration must equal it.
+        policy: what this client accepts from the server (default ``Policy()``:
+            any sound configuration; with an ``identity`` the policy must pin
+            the cohort's identities, or every configuration is refused).
     """
     out = ClientOutcome(client_id, FAILED)
     client = None
@@ -91,11 +95,9 @@ async def run_session(
                 out.reason = "the server's first frame is neither a configuration nor an Abort."
             return out
         out.config = cfg
-        if expected_config is not None and cfg != expected_config:
-            raise ValueError("the server's configuration differs from the expected one.")
         if drop_after is not None and drop_after not in rounds_for(cfg.mode):
             raise ValueError(f"drop_after must be one of {rounds_for(cfg.mode)}, got {drop_after!r}.")
-        client = Client(cfg, client_id, rng=rng, identity=identity)
+        client = Client(cfg, client_id, rng=rng, identity=identity, policy=policy if policy is not None else Policy())
         client.set_input(vector)
         reply, rnd = client.start(), Round.ADVERTISE_KEYS.value
         while True:
@@ -122,9 +124,14 @@ async def run_session(
                 reply = client.receive(msg)
                 if reply is not None:
                     break
-    except (SecAggError, ValueError, TypeError) as exc:  # a protocol error, a bad config/input
+    except (SecAggError, ValueError, TypeError) as exc:  # a protocol error, a refused config, a bad input
         out.reason = f"{type(exc).__name__}: {exc}"
         logger.warning("client %d: %s", client_id, out.reason)
+        if client is None and isinstance(exc, ConfigRefused):
+            try:  # tell the server why, so its join phase does not wait for this client
+                await asyncio.wait_for(conn.send(encode(Abort(str(exc)[:1024]))), 5.0)
+            except (ConnectionError, OSError, asyncio.TimeoutError):
+                pass
         if client is not None and client.round not in (Round.COMPLETED, Round.ABORTED):
             try:
                 await asyncio.wait_for(conn.send(encode(client.abort(str(exc)))), 5.0)
@@ -164,6 +171,7 @@ async def run_client(
     drop_after: str | None = None,
     timeout: float = 120.0,
     rng=None,
+    policy: Policy | None = None,
 ) -> ClientOutcome:
     """Connect to ``host:port`` and take part in one aggregation as ``client_id``.
 
@@ -171,7 +179,8 @@ async def run_client(
         vector: the input, length ``cfg.vector_length``, values in [0, 2^bits).
         ssl_context: a client ``ssl.SSLContext`` (e.g. ``ssl.create_default_context(cafile=...)``).
         server_hostname: the name to verify the certificate against (default: ``host``).
-        identity: the Ed25519 ``Identity`` (active mode).
+        identity: the Ed25519 ``Identity`` (active mode; needs a ``policy`` that pins the identities).
+        policy: what this client accepts (see ``run_session``).
         drop_after: a round name; the client sends that round's reply and then crashes.
         timeout: seconds to connect, and the longest wait for any one server frame.
 
@@ -189,7 +198,7 @@ async def run_client(
         logger.warning("client %d: cannot connect to %s:%s: %s", client_id, host, port, exc)
         return ClientOutcome(client_id, FAILED, reason=f"cannot connect to {host}:{port}: {exc or type(exc).__name__}")
     conn = StreamConnection(reader, writer)
-    outcome = await run_session(conn, client_id, vector, identity=identity, drop_after=drop_after, timeout=timeout, rng=rng)
+    outcome = await run_session(conn, client_id, vector, identity=identity, drop_after=drop_after, timeout=timeout, rng=rng, policy=policy)
     if outcome.status != CRASHED:
         await conn.wait_closed()
     return outcome

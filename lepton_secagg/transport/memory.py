@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 
+from ..policy import Policy
 from .client import ClientOutcome, run_session
 from .framing import HEADER_SIZE, ConnectionClosed, Connection, FrameTooLarge
 from .server import AggregationServer
@@ -92,9 +93,11 @@ class MemoryNetwork:
         task.add_done_callback(self._tasks.discard)
         return client_end
 
-    async def run_client(self, client_id: int, vector, *, identity=None, drop_after: str | None = None, timeout: float = 120.0, rng=None) -> ClientOutcome:
+    async def run_client(self, client_id: int, vector, *, identity=None, drop_after: str | None = None, timeout: float = 120.0, rng=None,
+                         policy: Policy | None = None) -> ClientOutcome:
         """``transport.client.run_client`` over this network."""
-        return await run_session(self.connect(), client_id, vector, identity=identity, drop_after=drop_after, timeout=timeout, rng=rng)
+        return await run_session(self.connect(), client_id, vector, identity=identity, drop_after=drop_after, timeout=timeout, rng=rng,
+                                 policy=policy)
 
 
 async def run_memory_aggregation(
@@ -106,12 +109,16 @@ async def run_memory_aggregation(
     join_timeout: float = 10.0,
     identities=None,
 ):
-    """One whole aggregation in memory: returns ``(server, result_or_exception, outcomes)``."""
+    """One whole aggregation in memory: returns ``(server, result_or_exception, outcomes)``.
+
+    The clients pin ``cfg`` (``Policy(config=cfg)``): they know the configuration they were built for.
+    """
     srv = AggregationServer(cfg, host=None, round_timeout=round_timeout, join_timeout=join_timeout)
     net = MemoryNetwork(srv)
     drop_after = dict(drop_after or {})
     clients = [
-        net.run_client(cid, inputs[cid], drop_after=drop_after.get(cid), identity=identities[cid] if identities else None)
+        net.run_client(cid, inputs[cid], drop_after=drop_after.get(cid), identity=identities[cid] if identities else None,
+                       policy=Policy(config=cfg))
         for cid in range(cfg.num_clients)
     ]
     result, *outcomes = await asyncio.gather(srv.run(), *clients, return_exceptions=True)
