@@ -38,6 +38,7 @@ __all__ = [
     "decode",
     "encode_config",
     "decode_config",
+    "masked_input_size",
     "encode_client_state",
     "decode_client_state",
 ]
@@ -188,6 +189,11 @@ class _Reader:
 
 
 _CONFIG_TAG = 32
+
+
+def masked_input_size(cfg) -> int:
+    """The bytes of one client's ``MaskedInput`` under ``cfg`` (the largest client id), as ``encode`` writes it."""
+    return len(encode(MaskedInput(cfg.num_clients - 1, np.zeros(cfg.vector_length, dtype=cfg.dtype))))
 
 
 def encode_config(cfg) -> bytes:

@@ -8,6 +8,7 @@ import and do not see the ``kernel_backend`` patch anyway.
 """
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 import time
@@ -47,7 +48,7 @@ def weighted_average(pids, base):
             for i, b in enumerate(base)]
 
 
-def make_client_app(drops: dict, sleeps: dict | None = None, mod=lepton_secagg_mod):
+def make_client_app(drops: dict, sleeps: dict | None = None, mod=lepton_secagg_mod, before=()):
     """A ClientApp whose fit adds a fixed delta; ``drops`` maps (server round, stage) -> partition ids that raise."""
     from flwr.client import NumPyClient
     from flwr.clientapp import ClientApp
@@ -76,7 +77,7 @@ def make_client_app(drops: dict, sleeps: dict | None = None, mod=lepton_secagg_m
                 time.sleep(sleeps["seconds"])
         return call_next(msg, ctxt)
 
-    return ClientApp(client_fn=client_fn, mods=[dropper, mod])
+    return ClientApp(client_fn=client_fn, mods=[dropper, *before, mod])
 
 
 def run(workflow, client_app, num_supernodes: int, num_rounds: int):
@@ -224,3 +225,27 @@ def test_node_policy_reads_the_node_config_and_names_a_bad_key():
     assert node_policy({}, Policy(mode="active")) == Policy(mode="active")
     with pytest.raises(ValueError, match="lepton-secagg-min-corrupt"):
         node_policy({"lepton-secagg-min-corrupt": "1.5"})
+
+
+@pytest.mark.parametrize("n", [5, 20])
+def test_flower_example_settings_at_flowers_precision(once, n):
+    """Flower's secure-aggregation example: num-shares 3, reconstruction-threshold 2, max-weight 9000.
+
+    The ring is chosen for Flower's default step (16 / 2^22 with clipping range 8) and the global model
+    equals the weighted average within that step; with 20 clients one node drops out in share_keys
+    through ``demo_dropout_mod``, as the example's demo mode does, with no workflow subclass.
+    """
+    from lepton_secagg.integrations.flower import demo_dropout_mod
+
+    wf = LeptonSecAggWorkflow(num_shares=3, reconstruction_threshold=2, max_weight=9000, timeout=120)
+    dropped = {3} if n == 20 else set()
+    app = make_client_app({}, before=[demo_dropout_mod("share_keys", dropped)] if dropped else [])
+    history = run(wf, app, n, num_rounds=1)
+    report = wf.reports[0]
+    flower_step = 2 * 8.0 / 2**22
+    assert report.error is None and report.quantizer.step <= flower_step
+    assert report.config.bits == (n * 9000 * math.ceil(16 / flower_step)).bit_length()  # the smallest ring that cannot wrap
+    pids = sorted(set(range(n)) - dropped)
+    assert len(report.included) == len(pids)
+    for got, want in zip(history[0], weighted_average(pids, [np.zeros(s) for s in SHAPES])):
+        np.testing.assert_allclose(got, want, rtol=0, atol=flower_step + 1e-6)  # float32 output

@@ -289,3 +289,22 @@ def test_encode_is_unchanged_by_the_fused_kernel(bits, max_weight, n):
         expected, expected_clipped = _old_encode(quantizer, values, weight, _rng(bits + n))
         assert encoded.dtype == expected.dtype and np.array_equal(encoded, expected)
         assert clipped == expected_clipped
+
+
+@pytest.mark.parametrize("n,clip,precision,weight", [(5, 8.0, 16 / 2**22, 9000), (20, 8.0, 16 / 2**22, 9000), (3, 1.0, 1e-3, None),
+                                                     (1000, 0.5, 1e-6, 1), (2, 1.0, 2.0, None)])
+def test_bits_for_precision_is_the_smallest_ring_that_meets_the_step(n, clip, precision, weight):
+    from lepton_secagg.hazmat.quantize import bits_for_precision
+
+    b = bits_for_precision(n, clip, precision, weight)
+    assert Quantizer(clip=clip, bits=b, num_clients=n, max_weight=weight).step <= precision
+    if b > 1 and n * (weight or 1) < 1 << (b - 1):  # one bit less either holds too few levels or none at all
+        assert Quantizer(clip=clip, bits=b - 1, num_clients=n, max_weight=weight).step > precision
+
+
+def test_an_unreachable_precision_is_refused_with_the_best_step():
+    from lepton_secagg.hazmat.quantize import bits_for_precision
+
+    with pytest.raises(ValueError, match=r"best step available is 1\.\d+e-0?1[0-9]"):
+        bits_for_precision(1000, 1.0, 1e-18, 10_000)
+    assert bits_for_precision(1000, 1.0, 1e-9, 10_000, max_bits=64) <= 64

@@ -131,7 +131,7 @@ def run_demo(rounds: int = 10, *, epochs: int = 2, seed: int = 3, plot: str | Pa
         return {"test_accuracy": acc, "test_loss": loss}
 
     server = Server(host, 0, model=init, name="breast-cancer", architecture=ARCHITECTURE, clients=len(HOSPITALS),
-                    rounds=rounds, clip=1.0, bits=32, max_weight=10_000, audit_log=audit_log, plot=None,
+                    rounds=rounds, clip=1.0, max_weight=10_000, audit_log=audit_log, plot=None,
                     evaluate_fn=test_metrics, join_timeout=30, round_timeout=30).start()
     say(f"FL server on {server.address}; {rounds} rounds x {epochs} local epoch(s); audit key {server.public_key[:16]}...")
     errors = []

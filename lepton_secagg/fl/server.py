@@ -31,6 +31,7 @@ from pathlib import Path
 
 
 from ..exceptions import Aborted, DecodeError
+from ..hazmat.quantize import DEFAULT_RANGE, bits_for_precision
 from ..hazmat.rng import Rng, resolve
 from ..hazmat.sign import Identity
 from ..messages import Abort, Hello, ModelReply, ModelRequest, PhaseOpen, PhaseRequest, Welcome
@@ -101,7 +102,11 @@ class Server:
         rounds: R, the number of training rounds.
         threshold: the Shamir threshold of every aggregation (None: the smallest majority).
         clip: update values (local minus global) are clipped to [-clip, clip].
-        bits: the ring of the training aggregations (evaluations use 64 bits).
+        bits: the ring of the training aggregations (evaluations use 64 bits);
+            None (default): the smallest ring whose finest step meets ``precision``.
+        precision: the largest acceptable quantisation step of the updates;
+            None: Flower's default step, 2 clip / 2^22.  The chosen ring and
+            step are logged and recorded in the audit log's ``run_start``.
         max_weight: the largest number of examples one client may declare.
         join_timeout: seconds each phase waits for the n clients to join.
         round_timeout: seconds each protocol round waits for replies.
@@ -127,7 +132,8 @@ class Server:
         architecture: str = "",
         threshold: int | None = None,
         clip: float = 1.0,
-        bits: int = 32,
+        bits: int | None = None,
+        precision: float | None = None,
         max_weight: int = 10_000,
         join_timeout: float = 30.0,
         round_timeout: float = 30.0,
@@ -152,8 +158,16 @@ class Server:
         self.architecture = architecture
         self.num_clients = clients
         self.rounds = rounds
-        self.clip, self.bits, self.max_weight = float(clip), int(bits), int(max_weight)
+        self.clip, self.max_weight = float(clip), int(max_weight)
+        if bits is None:
+            precision = precision if precision is not None else 2 * self.clip / DEFAULT_RANGE
+            bits = bits_for_precision(clients, self.clip, precision, self.max_weight)
+        self.bits = int(bits)
         self.quantizer = P.train_quantizer(self.clip, self.bits, clients, self.max_weight)  # validates the bit budget
+        if precision is not None and self.quantizer.step > precision:
+            raise ValueError(f"bits = {self.bits} gives a step of {self.quantizer.step:.3g}, coarser than precision = {precision:.3g}; "
+                             "leave bits=None to choose the ring from the precision.")
+        logger.info("training aggregations: ring Z_2^%d, step %.3g", self.bits, self.quantizer.step)
         self.threshold = P.phase_config(clients, threshold, self.bits, 1, b"probe").threshold  # validates it
         self.join_timeout, self.round_timeout = float(join_timeout), float(round_timeout)
         self._rng = resolve(rng)
@@ -232,7 +246,7 @@ class Server:
             self._audit = AuditLog(self.audit_path, self.identity)
         self._log("log_start", {"public_key": self.public_key, "run_id": self.run_id, "model": self.name,
                                 "architecture": self.architecture, "clients": self.num_clients, "rounds": self.rounds,
-                                "threshold": self.threshold, "clip": self.clip, "bits": self.bits, "max_weight": self.max_weight})
+                                "threshold": self.threshold, "clip": self.clip, "bits": self.bits, "step": self.quantizer.step, "max_weight": self.max_weight})
         v0 = self.registry.register(self.name, self._initial, round=0, contributors=0, architecture=self.architecture)
         self._log("model_registered", v0.summary())
         self._phases = [_Phase(0, P.EVAL)]

@@ -34,12 +34,15 @@ import numpy as np
 from .. import _kernels
 from .ring import dtype_for
 
-__all__ = ["Quantizer", "bits_needed", "levels", "quantize", "dequantize"]
+__all__ = ["Quantizer", "DEFAULT_RANGE", "bits_needed", "bits_for_precision", "levels", "quantize", "dequantize"]
 
 
 # float64 has a 53-bit mantissa: a finer grid adds nothing and would not
 # survive the step <-> levels round trip.
 _MAX_LEVELS = 1 << 53
+#: Flower's default quantization range, 2^22: where a precision is not given,
+#: the FL layer and the Flower workflow default to its step, 2 clip / 2^22.
+DEFAULT_RANGE = 1 << 22
 
 
 def levels(clip: float, step: float) -> int:
@@ -60,6 +63,33 @@ def bits_needed(num_clients: int, clip: float, step: float, max_weight: int = 1)
     _check_count("num_clients", num_clients)
     _check_count("max_weight", max_weight)
     return (num_clients * max_weight * levels(clip, step)).bit_length()
+
+
+def bits_for_precision(num_clients: int, clip: float, precision: float, max_weight: int | None = None, max_bits: int = 64) -> int:
+    """The smallest ring width whose finest grid step is at most ``precision`` with no possible wrap.
+
+    The grid needs L = ceil(2 clip / precision) levels and a sum of
+    ``num_clients`` encodings (weights up to ``max_weight``) needs
+    ``bits_needed`` bits; ``Quantizer(clip=clip, bits=b, ...)`` then takes the
+    finest step that fits b, which is at most ``precision``.
+
+    Raises:
+        ValueError: no width up to ``max_bits`` reaches ``precision``; the
+            message gives the best step available.
+    """
+    clip = _check_positive("clip", clip)
+    precision = _check_positive("precision", precision)
+    budget = _check_count("num_clients", num_clients) * (1 if max_weight is None else _check_count("max_weight", max_weight))
+    count = max(math.ceil(2 * clip / precision), 1)
+    bits = (budget * count).bit_length()
+    if bits > max_bits or count > _MAX_LEVELS:
+        best = 2 * clip / max(min(((1 << max_bits) - 1) // budget, _MAX_LEVELS), 1)
+        raise ValueError(
+            f"a step of {precision:.3g} for {num_clients} clients"
+            f"{'' if max_weight is None else f' with weights up to {max_weight}'} needs {bits} bits "
+            f"(more than {max_bits}) or more levels than float64 expresses; the best step available is {best:.3g}."
+        )
+    return bits
 
 
 def quantize(values, clip: float, step: float, *, rng: np.random.Generator | None = None) -> tuple[np.ndarray, int]:

@@ -43,14 +43,14 @@ import numpy as np
 from ..client import Client
 from ..config import Config
 from ..exceptions import ConfigRefused, DecodeError, SecAggError
-from ..hazmat.quantize import Quantizer
+from ..hazmat.quantize import DEFAULT_RANGE, Quantizer, bits_for_precision
 from ..hazmat.rng import Rng, resolve
 from ..messages import Abort
 from ..policy import Policy
 from ..server import Server
-from ..wire import decode, decode_config, encode, encode_config
+from ..wire import decode, decode_config, encode, encode_config, masked_input_size
 
-__all__ = ["lepton_secagg_mod", "lepton_secagg_mod_with", "node_policy", "LeptonSecAggWorkflow", "RoundReport", "RECORD_KEY", "STATE_KEY"]
+__all__ = ["lepton_secagg_mod", "lepton_secagg_mod_with", "node_policy", "demo_dropout_mod", "LeptonSecAggWorkflow", "RoundReport", "RECORD_KEY", "STATE_KEY"]
 
 RECORD_KEY = "lepton_secagg"
 STATE_KEY = "lepton_secagg.state"
@@ -107,6 +107,30 @@ NODE_KEYS = {
     "lepton-secagg-prg": "prg",
     "lepton-secagg-config-digest": "config_digest",
 }
+
+
+def demo_dropout_mod(stage: str, partitions):
+    """A ``ClientApp`` mod for demos: the nodes whose ``partition-id`` is in ``partitions`` crash in ``stage``.
+
+    Put it before ``lepton_secagg_mod`` (``mods=[demo_dropout_mod("share_keys", {3}), lepton_secagg_mod]``):
+    those nodes raise when the protocol round ``stage`` reaches them, as a crashed
+    client would, and the workflow counts them as dropped in that round (a node
+    dropped at ``unmasking`` or later is still in the sum).  This replaces the
+    Flower example's workflow subclass; nothing on the server side changes.
+    """
+    stages = ("advertise_keys", "share_keys", "masked_input", "consistency_check", "unmasking")
+    if stage not in stages:
+        raise ValueError(f"stage must be one of {stages}, got {stage!r}.")
+    chosen = {int(p) for p in partitions}
+
+    def mod(msg, ctxt, call_next):
+        record = msg.content.config_records.get(RECORD_KEY)
+        if record is not None and record.get("stage") == stage and int(ctxt.node_config.get("partition-id", -1)) in chosen:
+            _log(logging.WARNING, "lepton_secagg demo: partition %s drops out in round %s", ctxt.node_config["partition-id"], stage)
+            raise RuntimeError(f"demo dropout in round {stage}")
+        return call_next(msg, ctxt)
+
+    return mod
 
 
 def node_policy(node_config, base: Policy | None = None) -> Policy:
@@ -322,17 +346,24 @@ class LeptonSecAggWorkflow:
             ``corrupt_fraction`` and ``dropout_fraction`` (full graph below
             65 clients).
         reconstruction_threshold: the Shamir threshold t (an int, or a float
-            fraction of ``num_shares``).  Set by hand it must be a majority of
-            the neighbourhood.  None: a safe default.
+            fraction of ``num_shares``).  Set by hand it must withstand
+            ``corrupt_fraction`` on the graph used.  None: a safe default.
         corrupt_fraction / dropout_fraction: the fractions the parameter
             finder (and the full-graph threshold) is chosen for.
         max_weight: the largest ``num_examples`` a client may report (an int).
         clipping_range: parameters are clipped to [-clipping_range, clipping_range].
         quantization_range: as in Flower, quantised values lie in
-            [0, quantization_range - 1]; None picks the finest grid whose sum
-            of n clients at ``max_weight`` cannot wrap modulo 2^bits.  A range
-            that could wrap is refused (``ValueError``), never clipped.
-        bits: the ring Z_(2^bits) (32: uint32 vectors, up to 64).
+            [0, quantization_range - 1] (a step of 2 clipping_range /
+            (range - 1)); None: the step comes from ``precision``.  A range
+            that could wrap in ``bits`` is refused (``ValueError``), never clipped.
+        precision: the largest acceptable quantisation step.  None: Flower's
+            default step, 2 clipping_range / 2^22 (unless ``bits`` is given,
+            which then takes the finest step that fits it).
+        bits: the ring Z_(2^bits), 1..64.  None (default): the smallest ring
+            whose finest step meets ``precision`` (or holds ``quantization_range``)
+            with no possible wrap for the cohort at ``max_weight``; the choice
+            is logged each round and kept in ``RoundReport.config.bits`` and
+            ``RoundReport.quantizer.step``.
         prg: the mask PRG, "aes128ctr" or "chacha20".
         timeout: seconds to wait for the replies of each protocol round
             (None: wait for all); a node that has not answered is dropped.
@@ -351,7 +382,8 @@ class LeptonSecAggWorkflow:
         max_weight: int = 1000,
         clipping_range: float = 8.0,
         quantization_range: int | None = None,
-        bits: int = 32,
+        precision: float | None = None,
+        bits: int | None = None,
         prg: str = "aes128ctr",
         timeout: float | None = None,
         rng: Rng | None = None,
@@ -367,6 +399,10 @@ class LeptonSecAggWorkflow:
             raise ValueError(f"quantization_range must be an int >= 2 or None, got {quantization_range!r}.")
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout must be > 0 or None, got {timeout!r}.")
+        if precision is not None and (isinstance(precision, bool) or not isinstance(precision, (int, float)) or not precision > 0):
+            raise ValueError(f"precision must be a positive float or None, got {precision!r}.")
+        if precision is not None and quantization_range is not None:
+            raise ValueError("give quantization_range or precision, not both: each fixes the step.")
         self.num_shares = num_shares
         self.reconstruction_threshold = reconstruction_threshold
         self.corrupt_fraction = corrupt_fraction
@@ -374,6 +410,7 @@ class LeptonSecAggWorkflow:
         self.max_weight = max_weight
         self.clipping_range = float(clipping_range)
         self.quantization_range = quantization_range
+        self.precision = None if precision is None else float(precision)
         self.bits = bits
         self.prg = prg
         self.timeout = timeout
@@ -385,16 +422,27 @@ class LeptonSecAggWorkflow:
     # -- the parameters of one session -------------------------------------------
 
     def make_quantizer(self, num_clients: int) -> Quantizer:
-        """The quantiser for a cohort of ``num_clients``."""
-        step = None
+        """The quantiser for a cohort of ``num_clients`` (its ``bits`` is the session's ring)."""
+        clip, weight = self.clipping_range, self.max_weight
         if self.quantization_range is not None:
-            step = 2 * self.clipping_range / (self.quantization_range - 1)
-        return Quantizer(clip=self.clipping_range, step=step, bits=self.bits, num_clients=num_clients, max_weight=self.max_weight)
+            step = 2 * clip / (self.quantization_range - 1)
+            bits = self.bits or bits_for_precision(num_clients, clip, step, weight)
+            return Quantizer(clip=clip, step=step, bits=bits, num_clients=num_clients, max_weight=weight)
+        bits = self.bits
+        if bits is None or self.precision is not None:
+            precision = self.precision if self.precision is not None else 2 * clip / DEFAULT_RANGE
+            bits = bits or bits_for_precision(num_clients, clip, precision, weight)
+            quantizer = Quantizer(clip=clip, bits=bits, num_clients=num_clients, max_weight=weight)
+            if quantizer.step > precision:
+                raise ValueError(f"bits = {bits} gives a step of {quantizer.step:.3g}, coarser than precision = {precision:.3g}; "
+                                 f"leave bits=None to choose the ring from the precision.")
+            return quantizer
+        return Quantizer(clip=clip, bits=bits, num_clients=num_clients, max_weight=weight)
 
     def make_config(self, num_clients: int, vector_length: int, session_label: bytes = b"") -> Config:
         """The lepton_secagg ``Config`` for ``num_clients`` vectors of ``vector_length`` elements."""
         n = num_clients
-        common = dict(bits=self.bits, prg=self.prg, session_label=session_label)
+        common = dict(bits=self.make_quantizer(n).bits, prg=self.prg, session_label=session_label)
         if self.num_shares is None and self.reconstruction_threshold is None:
             return Config.secagg_plus(n, vector_length, self.corrupt_fraction, self.dropout_fraction, **common)
         if self.num_shares is None:
@@ -448,6 +496,8 @@ class LeptonSecAggWorkflow:
         quantizer = self.make_quantizer(n)
         report = RoundReport(current_round, cfg, quantizer, node_ids)
         self.reports.append(report)
+        _log(logging.INFO, "lepton_secagg: %d clients, ring Z_2^%d, step %.3g, %d bytes of masked input per client",
+             n, cfg.bits, quantizer.step, masked_input_size(cfg))
         total = self._run_protocol(grid, cfg, quantizer, node_ids, fitins, report, group_id=str(current_round))
         if total is None:
             _log(logging.ERROR, "lepton_secagg: secure aggregation halted: %s", report.error)
