@@ -14,9 +14,11 @@ backend, and the vectors are a few tiles long.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -211,3 +213,25 @@ def test_the_adapter_imports_triton_only_when_a_kernel_needs_it():
     )
     returncode, stdout, stderr = _fresh_interpreter(code)
     assert returncode == 0 and stdout.strip() == "ok", stderr
+
+
+# ---------------------------------------------------------------------------
+# bench/gpu_check.py
+
+
+@functools.cache
+def _smoke_run():
+    script = Path(__file__).resolve().parents[1] / "bench" / "gpu_check.py"
+    env = {**os.environ, "PYTHONPATH": str(script.parents[1])}
+    proc = subprocess.run([sys.executable, str(script), "--smoke"], capture_output=True, text=True, timeout=300, env=env)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+@pytest.mark.slow  # ~10 s: a fresh interpreter imports torch and triton, then interprets a few launches
+def test_gpu_check_smoke_mode_runs_on_the_cpu():
+    returncode, stdout, stderr = _smoke_run()
+    assert returncode == 0, stderr[-3000:]
+    report = json.loads(stdout.strip().splitlines()[-1])
+    assert report["device"] == "cpu (Triton interpreter)"
+    assert report["bit_identical"] is True
+    assert set(report["keystream_gbps"]) == {"triton", "torch_ops", "c_1_thread", "c_all_threads"}
