@@ -29,8 +29,8 @@ __all__ = ["add_masks", "interpreted", "BLOCKS", "NUM_WARPS"]
 
 #: ChaCha20 blocks per program (a power of two) and warps per program.  256
 #: blocks on 4 warps give each thread two independent blocks to interleave
-#: (instruction-level parallelism) in about 80 registers.  bench/gpu_check.py
-#: sweeps both on the device and reports the fastest.
+#: (instruction-level parallelism) in 156 registers without spills on sm_90
+#: (bench/triton_sass.py); bench/gpu_check.py times a sweep of shapes on a GPU.
 BLOCKS = 256
 NUM_WARPS = 4
 
@@ -181,7 +181,9 @@ def interpreted() -> bool:
     return isinstance(_add_masks_kernel, InterpretedFunction) and bool(triton.knobs.runtime.interpret)
 
 
-def add_masks(vector, key_words, sign_masks, offset: int, *, blocks: int = BLOCKS, keys_per_step: int = 1, num_warps: int = NUM_WARPS) -> None:
+def add_masks(
+    vector, key_words, sign_masks, offset: int, *, blocks: int = BLOCKS, keys_per_step: int = 1, num_warps: int = NUM_WARPS
+) -> None:
     """Add every key's signed ChaCha20 mask to ``vector`` in place, in one launch.
 
     Args:
@@ -195,6 +197,9 @@ def add_masks(vector, key_words, sign_masks, offset: int, *, blocks: int = BLOCK
             has checked that the range ends within the 2^38-byte stream.
         blocks, num_warps: launch shape (``BLOCKS`` and ``NUM_WARPS`` by
             default); ``blocks`` must be a power of two.
+        keys_per_step: keys computed side by side per loop step (a power of
+            two).  1 on a GPU; more only pays off in the interpreter, which
+            costs per operation rather than per element.
 
     The caller (``adapters.torch.add_masks``) validates everything; this
     function only launches.
