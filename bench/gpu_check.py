@@ -233,6 +233,12 @@ def main(argv=None) -> int:
             "end_to_end_le_30_ms": total * 1e3 <= 30,
         }
     report["keystream_gbps"] = {k: None if v is None else round(v, 3) for k, v in gbps.items()}
+    ratio = lambda a, b: None if not a or not b else round(a / b, 2)  # noqa: E731
+    report["ratios"] = {  # against baselines measured in this run
+        "triton_over_torch_ops": ratio(gbps["triton"], gbps["torch_ops"]),
+        "triton_over_c_all_threads": ratio(gbps["triton"], gbps["c_all_threads"]),
+        "cpu_pipeline_over_end_to_end": ratio(cpu, total),
+    }
     print(json.dumps(report))
     return 0 if report["bit_identical"] else 1
 

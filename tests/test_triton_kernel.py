@@ -3,11 +3,10 @@
 tests/conftest.py sets ``TRITON_INTERPRET=1`` before anything imports triton,
 so the ``@triton.jit`` kernel (and triton's own library functions) run on CPU
 tensors in the interpreter: the same kernel source and launch arguments as on
-a GPU.  It is checked
-against the RFC 8439 A.1 keystream vectors (the ones with the all-zero nonce
-our masks use; §2.3.2's vector has a non-zero nonce) and against
-``hazmat.masking.add_masks``, which the conftest fixture routes through the C
-and the numpy kernel in turn.  The interpreter is slow (about 0.2 s per
+a GPU.  It is checked against the RFC 8439 A.1 keystream vectors (the ones
+with the all-zero nonce our masks use; §2.3.2's vector has a non-zero nonce)
+and against ``hazmat.masking.add_masks``, which the conftest fixture routes
+through the C and the numpy kernel in turn.  The interpreter is slow (about 0.2 s per
 program and key step), so each kernel run is cached and checked against every
 backend, and the vectors are a few tiles long.
 """
@@ -26,11 +25,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("triton")
 
+from lepton_secagg.adapters import _triton_chacha20 as tc  # noqa: E402
 from lepton_secagg.adapters import torch as lt  # noqa: E402
 from lepton_secagg.hazmat import masking  # noqa: E402
-
-
-from lepton_secagg.adapters import _triton_chacha20 as tc  # noqa: E402
 
 if not tc.interpreted():
     pytest.skip(
@@ -40,7 +37,6 @@ if not tc.interpreted():
     )
 
 WORDS_PER_STREAM = masking.STREAM_LIMITS["chacha20"] // 4  # 2^36 32-bit words
-TORCH_DTYPES = {"u32": torch.int32, "u64": torch.int64}
 NP_DTYPES = {"u32": np.uint32, "u64": np.uint64}
 
 # RFC 8439 A.1 test vectors #1-#4: (key, block counter, keystream); nonce all zero.
@@ -119,7 +115,7 @@ CASES = {
     "u64 across blocks and tiles": ("u64", 37, 13, 1, 2, 1),  # tiles of 16 elements; starts 5 into block 1
     "u32 40 keys": ("u32", 300, 7, 40, 16, 32),  # 2 programs; key steps of 32 and a masked 8
     "u64 40 keys": ("u64", 150, 11, 40, 16, 32),
-    "u32 counter past 2^31": ("u32", 40, (1 << 31) * 16 - 20, 2, 2, 2),  # counters wrap in int32, not uint32
+    "u32 counter past 2^31": ("u32", 40, (1 << 31) * 16 - 20, 2, 2, 2),  # block counters cross the int32 sign bit
     "u64 counter past 2^31": ("u64", 20, (1 << 31) * 8 - 10, 2, 2, 2),
     "u32 end of the stream": ("u32", 30, WORDS_PER_STREAM - 30, 2, 2, 4),
     "u64 end of the stream": ("u64", 15, WORDS_PER_STREAM // 2 - 15, 2, 2, 1),
@@ -235,3 +231,5 @@ def test_gpu_check_smoke_mode_runs_on_the_cpu():
     assert report["device"] == "cpu (Triton interpreter)"
     assert report["bit_identical"] is True
     assert set(report["keystream_gbps"]) == {"triton", "torch_ops", "c_1_thread", "c_all_threads"}
+    assert all(check["ok"] for check in report["identity_checks"]) and len(report["identity_checks"]) >= 4
+    assert report["end_to_end_ms"]["total"] > 0 and report["ratios"]["cpu_pipeline_over_end_to_end"] is not None
