@@ -6,7 +6,11 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
-import lepton_secagg._kernels as kernels
+# Triton reads this when it is imported: its kernels then run in the CPU
+# interpreter (tests/test_triton_kernel.py).  Set before anything imports triton.
+os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import lepton_secagg._kernels as kernels  # noqa: E402
 from lepton_secagg._kernels import _native
 
 if kernels.BACKEND == "c":

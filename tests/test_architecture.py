@@ -75,6 +75,10 @@ UPWARD_ALLOWED = {("_kernels/_native.py", "hazmat/prg.py")}
 # Stochastic-rounding noise is not a secret (the masks hide it): DESIGN.md §3
 # lets it come from a generator seeded by the OS.
 OS_SEEDED_NOISE = {"adapters/torch.py"}
+# Triton kernels must be defined at module level (@triton.jit reads their
+# source), so these modules import triton at the top; adapters/torch.py imports
+# them lazily, the first time a GPU tensor is masked.
+TRITON_MODULES = {"adapters/_triton_chacha20.py"}
 
 
 @pytest.mark.parametrize("rel,tree", ALL, ids=[r for r, _ in ALL])
@@ -98,6 +102,11 @@ def test_third_party_boundaries(rel, tree):
             assert rel == "wire.py", f"{rel} imports msgpack: only wire.py speaks it"
         if root == "torch":
             assert rel.startswith(("adapters/", "fl/")) and not top_level, f"{rel} imports torch (only adapters and fl, lazily)"
+        if root == "triton":
+            assert rel.startswith("adapters/"), f"{rel} imports triton (only the adapters)"
+            assert not top_level or rel in TRITON_MODULES, f"{rel} imports triton at import time"
+        if name.startswith("lepton_secagg") and target_rel(name) in TRITON_MODULES:
+            assert rel == "adapters/torch.py" and not top_level, f"{rel} imports {name}: only adapters/torch.py, lazily"
         if root == "flwr":
             assert rel == "integrations/flower.py" and not top_level, f"{rel} imports flwr (only the Flower integration, lazily)"
         if root == "matplotlib":
@@ -126,3 +135,9 @@ def test_the_check_can_fail():
         test_imports_point_down("hazmat/prg.py", ast.parse("from ..transport import server"))
     with pytest.raises(pytest.fail.Exception):
         test_secret_randomness_only_from_the_rng_module("hazmat/prg.py", tree)
+    with pytest.raises(AssertionError, match="imports triton"):
+        test_third_party_boundaries("fl/server.py", ast.parse("def f():\n    import triton"))
+    with pytest.raises(AssertionError, match="at import time"):
+        test_third_party_boundaries("adapters/torch.py", ast.parse("import triton"))
+    with pytest.raises(AssertionError, match="only adapters/torch.py, lazily"):
+        test_third_party_boundaries("adapters/torch.py", ast.parse("from . import _triton_chacha20"))

@@ -2,9 +2,10 @@
 
 ``lepton_secagg.adapters.torch``: flatten a ``state_dict`` into one vector,
 quantise it on the tensors' device, and add ChaCha20 / AES-CTR masks to
-int32/int64 tensors bit-identically to ``lepton_secagg.hazmat.masking``.
-Importing an adapter never imports its framework: torch is imported lazily,
-the first time a function needs it.
+int32/int64 tensors bit-identically to ``lepton_secagg.hazmat.masking``; on
+CUDA tensors ChaCha20 runs in the fused Triton kernel of ``_triton_chacha20``.
+Importing an adapter never imports its framework: torch (and triton) are
+imported lazily, the first time a function needs them.
 """
 
 

@@ -15,9 +15,10 @@ is cheap and works where torch is not installed.
   integers are bit-identical to the numpy reference; the noise comes from a
   ``torch.Generator``.
 * ``add_masks``: ``hazmat.masking.add_masks`` on an int32 / int64 tensor (the
-  bit pattern of a uint32 / uint64 ring vector).  ``chacha20`` is implemented
-  in torch integer ops, so it runs on CUDA without leaving the device;
-  ``aes128ctr`` goes through the CPU kernel.
+  bit pattern of a uint32 / uint64 ring vector).  ``chacha20`` on a CUDA
+  tensor runs in one fused Triton kernel launch (``_triton_chacha20``) when
+  triton is installed, else in torch integer ops; either way it never leaves
+  the device.  ``aes128ctr`` goes through the CPU kernel.
 
 torch (2.13) has a ``uint32`` dtype but no add/sub for it, while int32 and
 int64 arithmetic wraps two's-complement: the bit patterns of int32 and uint32
@@ -27,6 +28,7 @@ copying.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import operator
@@ -68,7 +70,7 @@ CHUNK_BLOCKS = {"cpu": 1 << 14, "default": 1 << 18}
 _FORMAT_VERSION = 1
 _EXACT_INT = 1 << 53  # float64 holds every integer of magnitude <= 2^53
 _CHACHA_CONSTANTS = (0x61707865, 0x3320646E, 0x79622D32, 0x6B206574)  # "expand 32-byte k"
-_ENGINES = ("auto", "torch", "kernel")
+_ENGINES = ("auto", "torch", "kernel", "triton")
 
 
 def _torch():
@@ -609,6 +611,9 @@ def add_masks(tensor, keys, signs, suite: str = "chacha20", offset: int = 0, *, 
         offset: the element index of ``tensor[0]`` in the mask streams.
         engine: how the masks are computed.
 
+            * ``"triton"``: the fused Triton ChaCha20 kernel, all keys in one
+              launch on a CUDA tensor (on a CPU tensor only under
+              ``TRITON_INTERPRET=1``, Triton's interpreter).  chacha20 only.
             * ``"torch"``: ChaCha20 in torch integer ops on the tensor's device
               (quarter rounds on int32 tensors holding many blocks and keys at
               once, ``CHUNK_BLOCKS`` blocks per batch).  chacha20 only.
@@ -616,15 +621,19 @@ def add_masks(tensor, keys, signs, suite: str = "chacha20", offset: int = 0, *, 
               numpy); zero-copy for a CPU tensor, else the tensor is copied to
               the CPU and back.
             * ``"auto"`` (default): ``"kernel"`` for CPU tensors (the C kernel
-              is far faster there), ``"torch"`` for chacha20 on other devices,
-              ``"kernel"`` for aes128ctr on other devices (no torch AES: the
-              data makes a round trip through host memory).
+              is far faster there); for chacha20 on a CUDA tensor ``"triton"``
+              when triton imports, else ``"torch"``; ``"torch"`` for chacha20
+              on other devices; ``"kernel"`` for aes128ctr on other devices
+              (no GPU AES, see docs/torch.md: the data makes a round trip
+              through host memory).
         threads: worker threads of the CPU kernel (see ``hazmat.masking``).
 
     Raises:
         TypeError: not a tensor, a wrong dtype, non-bytes keys.
         ValueError: not 1-D, a wrong key size, a bad sign or offset, a range
-            past the end of the stream, an unknown suite or engine.
+            past the end of the stream, an unknown suite or engine, an engine
+            that cannot run this suite or device (``"triton"`` without triton,
+            or on a CPU tensor outside the interpreter).
     """
     torch = _torch()
     if not torch.is_tensor(tensor):
@@ -635,10 +644,18 @@ def add_masks(tensor, keys, signs, suite: str = "chacha20", offset: int = 0, *, 
     if engine not in _ENGINES:
         raise ValueError(f"engine must be one of {_ENGINES}, got {engine!r}.")
     keys, signs = _masking.check_mask_arguments(keys, signs, suite, offset, vector.numel(), vector.element_size())
-    if engine == "torch" and suite != "chacha20":
-        raise ValueError(f"engine='torch' implements chacha20 only; {suite} runs on the CPU kernel (engine='kernel').")
-    if engine == "auto":
-        engine = "kernel" if vector.device.type == "cpu" or suite != "chacha20" else "torch"
+    if engine in ("torch", "triton") and suite != "chacha20":
+        raise ValueError(f"engine={engine!r} implements chacha20 only; {suite} runs on the CPU kernel (engine='kernel').")
+    engine = _choose_engine(engine, vector.device, suite)
+    if engine == "triton":
+        kernel = _triton_kernel()
+        if kernel is None:
+            raise ValueError("engine='triton' needs the triton package (pip install 'lepton-secagg[gpu]').")
+        if vector.device.type != "cuda" and not (vector.device.type == "cpu" and kernel.interpreted()):
+            raise ValueError(
+                f"engine='triton' runs on CUDA tensors (or CPU tensors under TRITON_INTERPRET=1); "
+                f"the tensor is on {vector.device}."
+            )
     if not keys or vector.numel() == 0:
         return tensor
     with torch.no_grad():
@@ -651,10 +668,50 @@ def add_masks(tensor, keys, signs, suite: str = "chacha20", offset: int = 0, *, 
                 vector.copy_(host)
         else:
             work = vector if vector.is_contiguous() else vector.contiguous()
-            _chacha20_add(torch, work, keys, signs, offset)
+            if engine == "triton":
+                _triton_add(torch, kernel, work, keys, signs, offset)
+            else:
+                _chacha20_add(torch, work, keys, signs, offset)
             if work is not vector:
                 vector.copy_(work)
     return tensor
+
+
+def _choose_engine(engine: str, device, suite: str) -> str:
+    """The engine ``"auto"`` stands for on this device and suite; any other engine as given."""
+    if engine != "auto":
+        return engine
+    if device.type == "cpu" or suite != "chacha20":
+        return "kernel"
+    return "triton" if device.type == "cuda" and _triton_kernel() is not None else "torch"
+
+
+@functools.cache
+def _triton_kernel():
+    """The Triton kernel module, imported on first use; None where triton does not import."""
+    try:
+        from . import _triton_chacha20
+    except ImportError:
+        return None
+    return _triton_chacha20
+
+
+def _key_words(torch, keys, device):
+    """int32 (len(keys), 8): the little-endian words of each 32-byte ChaCha20 key, on ``device``."""
+    words = np.frombuffer(b"".join(keys), dtype="<u4").astype(np.uint32).view(np.int32).reshape(len(keys), 8)
+    return torch.from_numpy(words).to(device)
+
+
+def _triton_add(torch, kernel, vector, keys, signs, offset: int) -> None:
+    """Add the signed ChaCha20 masks to a contiguous int32/int64 ``vector`` in one Triton launch."""
+    device = vector.device
+    sign_masks = torch.tensor([0 if s > 0 else -1 for s in signs], dtype=vector.dtype, device=device)
+    key_words = _key_words(torch, keys, device)
+    if device.type == "cuda":
+        with torch.cuda.device(device):  # Triton launches on the current device
+            kernel.add_masks(vector, key_words, sign_masks, offset)
+    else:
+        kernel.add_masks(vector, key_words, sign_masks, offset)
 
 
 def _chacha20_add(torch, vector, keys, signs, offset: int) -> None:
@@ -668,8 +725,7 @@ def _chacha20_add(torch, vector, keys, signs, offset: int) -> None:
     budget = CHUNK_BLOCKS.get(device.type, CHUNK_BLOCKS["default"])
     blocks_per_pass = min(nblocks, budget)
     keys_per_pass = max(1, budget // blocks_per_pass)
-    key_words = np.frombuffer(b"".join(keys), dtype="<u4").astype(np.uint32).view(np.int32).reshape(len(keys), 8)
-    key_words = torch.from_numpy(key_words).to(device)
+    key_words = _key_words(torch, keys, device)
     for start in range(0, nblocks, blocks_per_pass):
         nb = min(blocks_per_pass, nblocks - start)
         # elements of this pass: stream elements [start*per_block, (start+nb)*per_block) relative to the first block
