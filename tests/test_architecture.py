@@ -13,6 +13,9 @@ LAYERS = [
     ("kernels", ["_kernels/", "exceptions.py", "_version.py"]),
     ("hazmat", ["hazmat/"]),
     ("wire", ["messages.py", "wire.py", "config.py", "parameters.py", "encoding.py"]),
+    # Prio3 (issue 15): its own stack on hazmat and wire, beside (not on) the SecAgg rounds.
+    ("mpc", ["mpc/__init__.py", "mpc/errors.py", "mpc/field.py", "mpc/xof.py", "mpc/flp.py", "mpc/circuits.py",
+             "mpc/l2.py", "mpc/prio3.py"]),
     ("rounds", ["_state.py", "_session.py", "_client_rounds.py", "_server_rounds.py"]),
     ("sessions", ["client.py", "server.py"]),
     ("transport", ["transport/", "testing.py", "_progress.py"]),
@@ -126,3 +129,13 @@ def test_the_check_can_fail():
         test_imports_point_down("hazmat/prg.py", ast.parse("from ..transport import server"))
     with pytest.raises(pytest.fail.Exception):
         test_secret_randomness_only_from_the_rng_module("hazmat/prg.py", tree)
+
+
+SECAGG_CORE = {"_client_rounds.py", "_server_rounds.py", "_state.py", "_session.py", "client.py", "server.py"}
+
+
+@pytest.mark.parametrize("rel,tree", [(r, t) for r, t in ALL if r.startswith("mpc/")], ids=lambda x: x if isinstance(x, str) else "")
+def test_mpc_does_not_use_the_secagg_core(rel, tree):
+    for name, _ in imports(tree, rel):
+        if name.startswith("lepton_secagg"):
+            assert target_rel(name) not in SECAGG_CORE, f"{rel} imports {name}: Prio3 shares hazmat and wire only"
