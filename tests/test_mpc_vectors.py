@@ -59,10 +59,13 @@ def test_xof(path):
     assert b"".join(stream.next(n) for n in (1, 15, 17, 31)) == xof(*args).next(64)
 
 
-def _replay(path: Path):
-    """Run the vector's operations in order; yield (operation, outcome) where outcome is True or the error."""
+def replay(path: Path, make=None):
+    """Run the vector's operations in order; yield (operation, outcome) where outcome is True or the error.
+
+    ``make(vector)`` builds the Prio3 instance (default: the draft's, from the file name).
+    """
     v = json.loads(path.read_text())
-    vdaf = _instance(path.name.split("_")[0], v)
+    vdaf = make(v) if make else _instance(path.name.split("_")[0], v)
     ctx, key = bytes.fromhex(v["ctx"]), bytes.fromhex(v["verify_key"])
     states, out_shares, agg_shares = {}, {}, {}
     reports = v["reports"]
@@ -104,7 +107,10 @@ def _replay(path: Path):
 
 @pytest.mark.parametrize("path", [p for p in FILES if p.name.startswith("Prio3")], ids=lambda p: p.name)
 def test_prio3(path):
-    ops = list(_replay(path))
+    check_outcomes(path, list(replay(path)))
+
+
+def check_outcomes(path, ops):
     assert ops, "a vector without operations"
     for op, outcome in ops:
         if op["success"]:
@@ -125,4 +131,4 @@ def test_a_corrupted_honest_vector_fails(tmp_path):
     tmp = tmp_path / "Prio3Sum_corrupted.json"
     tmp.write_text(json.dumps(v))
     with pytest.raises(AssertionError):
-        list(_replay(tmp))
+        list(replay(tmp))

@@ -187,6 +187,20 @@ class Flp:
         self.PROOF_LEN = sum(g.ARITY + 2 * (p - 1) + 1 for g, p in zip(circuit.GADGETS, self._p))
         self.VERIFIER_LEN = 1 + sum(g.ARITY + 1 for g in circuit.GADGETS)
 
+    def soundness_error(self) -> float:
+        """An upper bound on the chance that one proof of an invalid input is accepted.
+
+        Each gadget test is a nonzero polynomial of degree ``2(p - 1)`` hit at a
+        random point outside the ``p``-th roots; the chunked digit checks are
+        polynomials of degree ``chunk_length`` in one joint random value each;
+        reducing several circuit outputs costs ``1/|F|`` more.
+        """
+        size = self.field.MODULUS
+        gadget = sum(2 * (p - 1) for p in self._p) / (size - max(self._p))
+        joint = getattr(self.circuit, "chunk_length", 0) if self.JOINT_RAND_LEN else 0
+        reduce = 1 if self.circuit.EVAL_OUTPUT_LEN > 1 else 0
+        return gadget + (joint + reduce) / size
+
     def prove(self, meas: np.ndarray, prove_rand: np.ndarray, joint_rand: np.ndarray) -> np.ndarray:
         """The proof: per gadget, its wire seeds then its gadget polynomial's values."""
         field, circuit = self.field, self.circuit
