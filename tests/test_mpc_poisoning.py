@@ -19,7 +19,7 @@ def test_one_boosted_client_breaks_secagg_but_not_prio3_with_the_l2_circuit():
     # Prio3 trains as if the attacker were absent ...
     for clean, prio3 in zip(result.clean, result.prio3):
         assert prio3 == pytest.approx(clean, rel=1e-3)
-    assert result.prio3[-1] < result.prio3[0] / 10
+    assert result.prio3[-1] < result.prio3[0] / 5
     # ... while under SecAgg the attacker's (per-coordinate clipped) update holds the model back.
     assert result.secagg[-1] > 5 * result.clean[-1]
 
