@@ -211,8 +211,12 @@ class Flp:
             seeds = prove_rand[offset : offset + g.ARITY]
             offset += g.ARITY
             wires = rec.wires(i, seeds, p)
-            extended = field.ntt(field.inv_ntt(wires), 2 * p)  # each wire at the 2p-th roots
-            gadget_values = g.eval(field, extended.T)
+            # G at the 2p-th roots: the even ones are the p-th roots, where the wires are
+            # known; the odd ones are the coset s * w_p^k, one size-p transform per wire.
+            coset = field.ntt(field.inv_ntt(wires), p, coset=True)
+            gadget_values = np.empty(2 * p, dtype=object)
+            gadget_values[0::2] = g.eval(field, wires.T)
+            gadget_values[1::2] = g.eval(field, coset.T)
             parts += [seeds, gadget_values[: 2 * (p - 1) + 1]]
         return np.concatenate(parts)
 
