@@ -25,6 +25,7 @@ from ._progress import Progress
 from ._state import rounds_for
 from .config import MODES, Config
 from .exceptions import Aborted, SecAggError
+from .mpc.cli import register as register_mpc
 
 __all__ = ["main", "build_parser"]
 
@@ -458,6 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bench-dir", help="where the scripts are (default: ./bench)")
     _add_common(p)
     p.set_defaults(func=cmd_bench)
+
+    register_mpc(sub)  # Prio3: keygen, serve, submit (docs/mpc.md)
     return parser
 
 

@@ -15,12 +15,13 @@ LAYERS = [
     ("wire", ["messages.py", "wire.py", "config.py", "parameters.py", "encoding.py"]),
     # Prio3 (issue 15): its own stack on hazmat and wire, beside (not on) the SecAgg rounds.
     ("mpc", ["mpc/__init__.py", "mpc/errors.py", "mpc/field.py", "mpc/xof.py", "mpc/flp.py", "mpc/circuits.py",
-             "mpc/l2.py", "mpc/prio3.py", "mpc/batch.py"]),
+             "mpc/l2.py", "mpc/prio3.py", "mpc/batch.py",
+             "mpc/keys.py"]),
     ("rounds", ["_state.py", "_session.py", "_client_rounds.py", "_server_rounds.py"]),
     ("sessions", ["client.py", "server.py"]),
-    ("transport", ["transport/", "testing.py", "_progress.py"]),
+    ("transport", ["transport/", "testing.py", "_progress.py", "mpc/service.py"]),
     ("adapters", ["adapters/", "integrations/"]),
-    ("apps", ["fl/", "cli.py", "__main__.py"]),
+    ("apps", ["fl/", "cli.py", "__main__.py", "mpc/cli.py"]),
 ]
 NO_IO_BELOW = "transport"  # no socket, thread, clock or event loop below this layer
 IO_MODULES = {"socket", "asyncio", "threading", "time", "selectors", "subprocess"}
