@@ -19,7 +19,7 @@ import numpy as np
 
 from ..exceptions import DecodeError
 
-__all__ = ["Field", "Field64", "Field128", "FIELDS"]
+__all__ = ["Field", "Field64", "Field128"]
 
 _M64 = (1 << 64) - 1
 
@@ -168,14 +168,6 @@ class Field:
         return a
 
     @classmethod
-    def horner(cls, coeffs: np.ndarray, x: int) -> int:
-        """One polynomial (coefficients, lowest first) evaluated at ``x``."""
-        acc, p = 0, cls.MODULUS
-        for c in reversed(list(coeffs)):
-            acc = (acc * x + c) % p
-        return acc
-
-    @classmethod
     def lagrange_eval(cls, values: np.ndarray, x: int) -> np.ndarray:
         """Evaluate, at ``x``, the polynomials given by values at the ``n``-th roots (last axis).
 
@@ -208,6 +200,3 @@ class Field128(Field):
     ENCODED_SIZE = 16
     GEN_ORDER = 2**66
     GENERATOR = pow(7, 4611686018427387897, MODULUS)
-
-
-FIELDS = {"Field64": Field64, "Field128": Field128}
