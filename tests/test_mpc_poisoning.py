@@ -53,3 +53,14 @@ def test_an_aggregator_refuses_a_seen_report_id():
     with pytest.raises(ReportRejected, match="replay"):
         aggs[0].start(report.report_id, report.public_share, report.input_shares[0])
     assert vdaf.unshard([a.aggregate_share([report.report_id]) for a in aggs], 1) == 3
+
+
+def test_demo_poisoning_command(capsys):
+    import json
+
+    from lepton_secagg.cli import main
+
+    assert main(["demo", "poisoning", "--rounds", "3", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["ok"] is True and out["rejected"] == [1, 1, 1]
+    assert out["prio3"] == pytest.approx(out["clean"], rel=1e-3)

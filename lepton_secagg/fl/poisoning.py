@@ -124,14 +124,29 @@ def run(num_clients: int = 10, rounds: int = 12, dim: int = 8, scale: float = 1e
     return out
 
 
-def main(argv=None) -> int:
-    """``python -m lepton_secagg.fl.poisoning``: print the loss table."""
-    result = run()
-    print("round   clean      SecAgg+attack   Prio3+L2+attack   rejected")
+def cmd_demo_poisoning(args) -> int:
+    """``lepton-secagg demo poisoning``: print the loss table; exit 0 iff Prio3 kept training on track."""
+    import json
+
+    result = run(rounds=args.rounds, seed=0 if args.seed is None else args.seed)
+    ok = (all(r == 1 for r in result.rejected) and abs(result.prio3[-1] - result.clean[-1]) <= 1e-3 * result.clean[-1]
+          and result.secagg[-1] > 2 * result.clean[-1])
+    if args.json:
+        print(json.dumps({"ok": ok, "clean": result.clean, "secagg": result.secagg, "prio3": result.prio3,
+                          "rejected": result.rejected}))
+        return 0 if ok else 1
+    print("round   clean loss   SecAgg+attack   Prio3+L2+attack   reports refused")
     for i, row in enumerate(zip(result.clean, result.secagg, result.prio3, result.rejected), start=1):
-        print(f"{i:5d}   {row[0]:9.4f}  {row[1]:14.4g}   {row[2]:15.4f}   {row[3]:8d}")
-    return 0
+        print(f"{i:5d}   {row[0]:10.4f}   {row[1]:13.4g}   {row[2]:15.4f}   {row[3]:15d}")
+    print(f"Prio3 with the L2 circuit refused the attacker and trained as without it: {'yes' if ok else 'NO'}")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    import argparse
+
+    parser = argparse.ArgumentParser(description="the poisoning demo")
+    parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--json", action="store_true")
+    raise SystemExit(cmd_demo_poisoning(parser.parse_args()))
