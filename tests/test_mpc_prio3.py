@@ -18,16 +18,18 @@ def _naive_eval(field, coeffs, x):
 
 
 @pytest.mark.parametrize("field", [Field64, Field128])
-def test_ntt_matches_naive_evaluation(field):
-    rng = np.random.default_rng(1)  # test data only
-    coeffs = field.vec([int(x) for x in rng.integers(0, 2**62, 16)])
-    values = field.ntt(coeffs, 32)
-    w = field.root(32)
-    assert [int(v) for v in values] == [_naive_eval(field, coeffs, pow(w, i, field.MODULUS)) for i in range(32)]
-    assert list(field.inv_ntt(field.ntt(coeffs, 16))) == list(coeffs)
+def test_coset_values_and_lagrange_eval_match_naive_evaluation(field):
+    data = np.random.default_rng(1)  # test data only
+    p = field.MODULUS
+    coeffs = field.vec([int.from_bytes(data.bytes(16), "little") % p for _ in range(16)])
+    w, s = field.root(16), field.root(32)
+    values = field.vec([_naive_eval(field, coeffs, pow(w, i, p)) for i in range(16)])
+    coset = field.coset_values(np.stack([values, values * 3 % p]))
+    assert [int(v) for v in coset[0]] == [_naive_eval(field, coeffs, s * pow(w, i, p) % p) for i in range(16)]
+    assert [int(v) for v in coset[1]] == [3 * int(v) % p for v in coset[0]]
     x = 123456789
-    assert field.lagrange_eval(field.ntt(coeffs, 16)[None, :], x)[0] == _naive_eval(field, coeffs, x)
-    assert pow(w, 32, field.MODULUS) == 1 and pow(w, 16, field.MODULUS) != 1
+    assert field.lagrange_eval(values[None, :], x)[0] == _naive_eval(field, coeffs, x)
+    assert pow(w, 16, p) == 1 and pow(w, 8, p) != 1
 
 
 @pytest.mark.parametrize("field", [Field64, Field128])
@@ -114,3 +116,42 @@ def test_malformed_bytes_raise_decode_errors():
         vdaf.verify_init(key, CTX, 0, nonce, public, shares[0][:-1])
     with pytest.raises(ValueError, match="shares"):
         p3.prio3_count(1)
+
+
+@pytest.mark.parametrize("field", [Field64, Field128])
+def test_field_kernels_agree_with_their_specification(field):
+    """The C field kernels (when built) and _native give the same limbs; both match naive arithmetic."""
+    from lepton_secagg._kernels import _native
+
+    kernels = [(_native.field_transform, _native.field_dot)]
+    try:
+        from lepton_secagg._kernels import _field
+        kernels.append((_field.transform, _field.dot))
+    except ImportError:
+        pass
+    data = np.random.default_rng(5)  # test data
+    p = field.MODULUS
+    rows, n = 3, 16
+    values = field.vec([int.from_bytes(data.bytes(16), "little") % p for _ in range(rows * n)]).reshape(rows, n)
+    values[0, 0] = p - 1  # the largest element
+    w = field.root(n)
+    twiddles = field._limbs(field.powers(w, n // 2))
+    pre = field.vec([int.from_bytes(data.bytes(16), "little") % p for _ in range(n)])
+    weights = field.vec([int.from_bytes(data.bytes(16), "little") % p for _ in range(n)])
+    results = []
+    for transform, dot in kernels:
+        buf = field._limbs(values)
+        transform(buf, rows, n, field.WORDS, twiddles, field._limbs(pre), field._limbs(np.array([7], dtype=object)))
+        out = np.empty((rows, field.WORDS), dtype=np.uint64)
+        dot(field._limbs(values), rows, n, field.WORDS, field._limbs(weights), out)
+        results.append((buf.tobytes(), out.tobytes()))
+        got = field._from_limbs(buf).reshape(rows, n)
+        for r in range(rows):
+            coeffs = values[r] * pre % p
+            assert [int(x) for x in got[r]] == [7 * _naive_eval(field, coeffs, pow(w, i, p)) % p for i in range(n)]
+        assert [int(x) for x in field._from_limbs(out)] == [int((values[r] * weights % p).sum() % p) for r in range(rows)]
+    assert all(r == results[0] for r in results)
+    with pytest.raises(ValueError, match="modulus"):
+        bad = field._limbs(values)
+        bad[0] = np.iinfo(np.uint64).max
+        kernels[-1][0](bad, rows, n, field.WORDS, twiddles, None, None)

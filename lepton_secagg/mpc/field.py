@@ -8,15 +8,17 @@ operation over a whole vector or matrix).  Bytes are little-endian,
 encoding a million elements costs a few numpy passes, not a million
 ``int.from_bytes`` calls.
 
-The NTT works along the last axis, so a matrix of wires is transformed in
-one call (one vectorised pass per butterfly stage).  Evaluations are in
-natural order: ``ntt(c, n)[i] == P(w_n ** i)`` with ``w_n = gen ** (GEN_ORDER / n)``,
-the spec's choice of root.
+Transforms work along the last axis, so a matrix of wires is transformed
+in one call; the butterflies run in the field kernel (``_kernels.field_transform``:
+C when built, ``_native`` otherwise) on ``uint64`` limbs.  Evaluation points
+are in natural order, ``w_n**i`` with ``w_n = gen ** (GEN_ORDER / n)``, the
+spec's choice of root.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from .. import _kernels
 from ..exceptions import DecodeError
 
 __all__ = ["Field", "Field64", "Field128"]
@@ -28,6 +30,7 @@ class Field:
     """One prime field: constants, vector encoding and polynomial helpers (class methods)."""
 
     NAME: str
+    WORDS: int  # uint64 limbs per element in the field kernels
     MODULUS: int
     ENCODED_SIZE: int
     GEN_ORDER: int
@@ -50,13 +53,7 @@ class Field:
     @classmethod
     def encode_vec(cls, vec: np.ndarray) -> bytes:
         """Little-endian bytes, ``ENCODED_SIZE`` per element."""
-        vec = np.asarray(vec, dtype=object).reshape(-1)
-        if cls.ENCODED_SIZE == 8:
-            return vec.astype(np.uint64).astype("<u8").tobytes()
-        limbs = np.empty((len(vec), 2), dtype="<u8")
-        limbs[:, 0] = (vec & _M64).astype(np.uint64)
-        limbs[:, 1] = (vec >> 64).astype(np.uint64)
-        return limbs.tobytes()
+        return cls._limbs(vec).astype("<u8").tobytes()
 
     @classmethod
     def decode_vec(cls, data: bytes, *, what: str = "field vector") -> np.ndarray:
@@ -73,11 +70,7 @@ class Field:
     @classmethod
     def from_le_bytes(cls, data: bytes) -> np.ndarray:
         """Unreduced ints from little-endian ``ENCODED_SIZE``-byte words (no range check)."""
-        words = np.frombuffer(data, dtype="<u8")
-        if cls.ENCODED_SIZE == 8:
-            return words.astype(object)
-        words = words.reshape(-1, 2)
-        return words[:, 0].astype(object) + (words[:, 1].astype(object) << 64)
+        return cls._from_limbs(np.frombuffer(data, dtype="<u8"))
 
     # --- scalars ----------------------------------------------------------
     @classmethod
@@ -92,10 +85,10 @@ class Field:
         return pow(cls.GENERATOR, cls.GEN_ORDER // n, cls.MODULUS)
 
     @classmethod
-    def powers(cls, x: int, n: int, start: int = 1) -> np.ndarray:
-        """``[start * x**i for i in range(n)]`` as an object array."""
+    def powers(cls, x: int, n: int) -> np.ndarray:
+        """``[x**i for i in range(n)]`` as an object array."""
         out = np.empty(n, dtype=object)
-        acc, p = start % cls.MODULUS, cls.MODULUS
+        acc, p = 1, cls.MODULUS
         for i in range(n):
             out[i] = acc
             acc = acc * x % p
@@ -119,53 +112,38 @@ class Field:
 
     # --- polynomials --------------------------------------------------------
     @classmethod
-    def ntt(cls, coeffs: np.ndarray, n: int, *, coset: bool = False) -> np.ndarray:
-        """Evaluate polynomials (coefficients on the last axis) at the ``n``-th roots.
+    def coset_values(cls, values: np.ndarray) -> np.ndarray:
+        """From values at the ``n``-th roots (last axis) to values at the coset ``s * w_n**i``.
 
-        With ``coset`` the points are ``s * w_n**i``, ``s`` a primitive ``2n``-th root.
+        An inverse DFT (with the 1/n) then a DFT of the coefficients scaled by ``s**i``,
+        both by the field kernel, with one limb conversion each way.
         """
-        p = cls.MODULUS
-        a = cls._pad(coeffs, n)
-        if coset:
-            a = a * cls.powers(cls.root(2 * n), n) % p
-        return cls._transform(a, cls.root(n))
-
-    @classmethod
-    def inv_ntt(cls, values: np.ndarray) -> np.ndarray:
-        """Coefficients from evaluations at the ``n``-th roots (``n`` = last axis length)."""
         n = values.shape[-1]
-        a = cls._transform(np.asarray(values, dtype=object), cls.inv(cls.root(n)))
-        return a * cls.inv(n) % cls.MODULUS
+        buf = cls._limbs(values)
+        rows = buf.size // (n * cls.WORDS)
+        w = cls.root(n)
+        _kernels.field_transform(buf, rows, n, cls.WORDS, cls._limbs(cls.powers(cls.inv(w), max(n // 2, 1))), None,
+                                 cls._limbs(np.array([cls.inv(n)], dtype=object)))
+        _kernels.field_transform(buf, rows, n, cls.WORDS, cls._limbs(cls.powers(w, max(n // 2, 1))),
+                                 cls._limbs(cls.powers(cls.root(2 * n), n)), None)
+        return cls._from_limbs(buf).reshape(values.shape)
 
     @classmethod
-    def _pad(cls, a: np.ndarray, n: int) -> np.ndarray:
-        a = np.asarray(a, dtype=object)
-        if a.shape[-1] > n:
-            raise ValueError(f"ntt: {a.shape[-1]} coefficients do not fit {n} points.")
-        out = cls.zeros(a.shape[:-1] + (n,))
-        out[..., : a.shape[-1]] = a
+    def _limbs(cls, a: np.ndarray) -> np.ndarray:
+        """Reduced elements as a C-contiguous uint64 array of ``WORDS`` little-endian limbs each."""
+        flat = np.asarray(a, dtype=object).reshape(-1)
+        out = np.empty((flat.size, cls.WORDS), dtype=np.uint64)
+        out[:, 0] = (flat & _M64).astype(np.uint64) if cls.WORDS == 2 else flat.astype(np.uint64)
+        if cls.WORDS == 2:
+            out[:, 1] = (flat >> 64).astype(np.uint64)
         return out
 
     @classmethod
-    def _transform(cls, a: np.ndarray, w: int) -> np.ndarray:
-        """Radix-2 decimation-in-time DFT over the last axis with root ``w``."""
-        p = cls.MODULUS
-        n = a.shape[-1]
-        log_n = n.bit_length() - 1
-        if n & (n - 1):
-            raise ValueError(f"ntt: length must be a power of two, got {n}.")
-        rev = np.array([int(format(i, f"0{log_n}b")[::-1], 2) if log_n else 0 for i in range(n)], dtype=np.intp)
-        a = a[..., rev]
-        lead = a.shape[:-1]
-        half = 1
-        while half < n:
-            twiddles = cls.powers(pow(w, n // (2 * half), p), half)
-            blocks = a.reshape(lead + (n // (2 * half), 2, half))
-            u = blocks[..., 0, :]
-            v = blocks[..., 1, :] * twiddles % p
-            a = np.stack([(u + v) % p, (u - v) % p], axis=-2).reshape(lead + (n,))
-            half *= 2
-        return a
+    def _from_limbs(cls, limbs: np.ndarray) -> np.ndarray:
+        words = limbs.reshape(-1, cls.WORDS)
+        if cls.WORDS == 1:
+            return words[:, 0].astype(object)
+        return words[:, 0].astype(object) + (words[:, 1].astype(object) << 64)
 
     @classmethod
     def lagrange_eval(cls, values: np.ndarray, x: int) -> np.ndarray:
@@ -179,13 +157,17 @@ class Field:
         nodes = cls.powers(cls.root(n), n)
         weights = nodes * cls.batch_inv((x - nodes) % p) % p
         scale = (pow(x, n, p) - 1) * cls.inv(n) % p
-        return (values * weights % p).sum(axis=-1) % p * scale % p
+        rows = values.size // n
+        out = np.empty((rows, cls.WORDS), dtype=np.uint64)
+        _kernels.field_dot(cls._limbs(values), rows, n, cls.WORDS, cls._limbs(weights), out)
+        return cls._from_limbs(out).reshape(values.shape[:-1]) * scale % p
 
 
 class Field64(Field):
     """GF(2^32 * 4294967295 + 1), 8 bytes per element."""
 
     NAME = "Field64"
+    WORDS = 1
     MODULUS = 2**32 * 4294967295 + 1
     ENCODED_SIZE = 8
     GEN_ORDER = 2**32
@@ -196,6 +178,7 @@ class Field128(Field):
     """GF(2^66 * 4611686018427387897 + 1), 16 bytes per element."""
 
     NAME = "Field128"
+    WORDS = 2
     MODULUS = 2**66 * 4611686018427387897 + 1
     ENCODED_SIZE = 16
     GEN_ORDER = 2**66

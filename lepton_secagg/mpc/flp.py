@@ -213,7 +213,7 @@ class Flp:
             wires = rec.wires(i, seeds, p)
             # G at the 2p-th roots: the even ones are the p-th roots, where the wires are
             # known; the odd ones are the coset s * w_p^k, one size-p transform per wire.
-            coset = field.ntt(field.inv_ntt(wires), p, coset=True)
+            coset = field.coset_values(wires)
             gadget_values = np.empty(2 * p, dtype=object)
             gadget_values[0::2] = g.eval(field, wires.T)
             gadget_values[1::2] = g.eval(field, coset.T)
