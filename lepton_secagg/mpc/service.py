@@ -82,8 +82,8 @@ class _Channel:
         self._sent += 1
         await self.conn.send(box)
 
-    async def recv(self) -> tuple[str, list]:
-        box = await asyncio.wait_for(self.conn.recv(_PEER_LIMIT), _TIMEOUT)
+    async def recv(self, timeout: float | None = _TIMEOUT) -> tuple[str, list]:
+        box = await asyncio.wait_for(self.conn.recv(_PEER_LIMIT), timeout)
         data = aead.open_box(self._recv_key, box, self._received.to_bytes(8, "big"))
         self._received += 1
         return decode_mpc(data, _PEER_LIMIT)
@@ -186,7 +186,8 @@ class HelperService:
     async def _run(self, channel: _Channel, verify_key: bytes) -> None:
         agg = Aggregator(self.vdaf, 1, verify_key, self.ctx, self.min_batch_size)
         while True:
-            kind, items = await channel.recv()
+            # No deadline: the (authenticated) leader may wait long for its clients between reports.
+            kind, items = await channel.recv(None)
             if kind == "init":
                 report_id, public_share, sealed = items
                 try:
