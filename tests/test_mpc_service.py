@@ -186,3 +186,20 @@ def test_service_frames_are_strict():
             decode_mpc(bad)
     with pytest.raises(DecodeError, match="limit"):
         decode_mpc(encode_mpc("k", [bytes(100)]), limit=50)
+
+
+def test_cli_keygen_and_bad_key_files(tmp_path, capsys):
+    from lepton_secagg.cli import main
+
+    key = tmp_path / "leader.key"
+    assert main(["mpc", "keygen", "--out", str(key), "--json"]) == 0
+    public = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["public"]
+    assert (tmp_path / "leader.key.pub").read_text().strip() == public
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
+    assert AggregatorKeys(bytes.fromhex(key.read_text().strip())).public.hex() == public
+    assert main(["mpc", "keygen", "--out", str(key)]) != 0  # never overwrites a key
+    (tmp_path / "bad.pub").write_text("zz")
+    assert main(["mpc", "serve", "--role", "helper", "--key", str(key), "--peer-key", str(tmp_path / "bad.pub"),
+                 "--length", "4"]) != 0
+    err = capsys.readouterr().err
+    assert "File exists" in err and "bad.pub: an aggregator public key" in err and "must be 64 bytes" in err

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -88,21 +89,29 @@ def _address(text: str, flag: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def _read_hex(path: Path, size: int, what: str) -> bytes:
+    try:
+        data = bytes.fromhex(path.read_text().strip())
+    except ValueError:
+        data = b""
+    if len(data) != size:
+        raise ValueError(f"{path}: {what} must be {size} bytes written as {2 * size} hex digits.")
+    return data
+
+
 def _read_key(path: Path) -> AggregatorKeys:
-    return AggregatorKeys(bytes.fromhex(path.read_text().strip()))
+    return AggregatorKeys(_read_hex(path, 32, "an aggregator key (from 'mpc keygen')"))
 
 
 def _read_public(path: Path) -> bytes:
-    public = bytes.fromhex(path.read_text().strip())
-    if len(public) != 64:
-        raise ValueError(f"{path}: an aggregator public key is 64 bytes (128 hex digits).")
-    return public
+    return _read_hex(path, 64, "an aggregator public key (the .pub file from 'mpc keygen')")
 
 
 def cmd_keygen(args) -> int:
     keys = AggregatorKeys.generate()
-    args.out.write_text(keys.seed.hex() + "\n")
-    args.out.chmod(0o600)
+    # Created owner-only from the start: the seed is the aggregator's secret.
+    with os.fdopen(os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+        f.write(keys.seed.hex() + "\n")
     Path(f"{args.out}.pub").write_text(keys.public.hex() + "\n")
     print(json.dumps({"ok": True, "public": keys.public.hex()}) if args.json else f"wrote {args.out} and {args.out}.pub")
     return 0
