@@ -23,5 +23,14 @@ if not os.environ.get("LEPTON_SECAGG_PUREPYTHON") and platform.python_implementa
                 optional=True,
             )
         )
+    if os.path.isfile(os.path.join("src_ext", "field", "field.c")):  # the Prio3 field kernels
+        ext_modules.append(
+            Extension(
+                "lepton_secagg._kernels._field",
+                sources=[os.path.join("src_ext", "field", "field.c")],
+                extra_compile_args=["-O3", "-std=gnu11"],
+                optional=True,
+            )
+        )
 
 setup(ext_modules=ext_modules)

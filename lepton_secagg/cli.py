@@ -27,6 +27,7 @@ from .config import MODES, Config
 from .exceptions import Aborted, DecodeError, SecAggError
 from .policy import Policy
 from .wire import decode_config, encode_config
+from .mpc.cli import register as register_mpc
 
 __all__ = ["main", "build_parser"]
 
@@ -278,6 +279,10 @@ def cmd_join(args) -> int:
 def cmd_demo(args) -> int:
     if args.target == "fedavg":
         return cmd_demo_fedavg(args)
+    if args.target == "poisoning":
+        from .fl.poisoning import cmd_demo_poisoning
+
+        return cmd_demo_poisoning(args)
     from .testing import make_identities
     from .transport.client import run_client
     from .transport.server import AggregationServer
@@ -482,8 +487,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_join)
 
     p = sub.add_parser("demo", help="server and clients over loopback TCP, with crashes; checks the sum ('demo fedavg': federated learning)")
-    p.add_argument("target", nargs="?", choices=("fedavg",), default=None,
-                   help="fedavg: three hospitals train a breast-cancer model with FedAvg over secure aggregation")
+    p.add_argument("target", nargs="?", choices=("fedavg", "poisoning"), default=None,
+                   help="fedavg: three hospitals train a breast-cancer model with FedAvg over secure aggregation; "
+                        "poisoning: one boosted client, SecAgg vs Prio3 with the L2 circuit (docs/mpc.md)")
     _add_config_args(p, clients_default=20, length_default=10_000)
     p.add_argument("--dropout", type=float, default=0.2, help="fraction of clients that crash at a random round (default 0.2)")
     p.add_argument("--seed", type=int, default=None)
@@ -510,6 +516,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bench-dir", help="where the scripts are (default: ./bench)")
     _add_common(p)
     p.set_defaults(func=cmd_bench)
+
+    register_mpc(sub)  # Prio3: keygen, serve, submit (docs/mpc.md)
     return parser
 
 

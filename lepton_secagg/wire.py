@@ -546,3 +546,48 @@ _DECODERS.update({
     "float": _dec_float,
     "tensors": _dec_tensors,
 })
+
+
+# --- Prio3 service frames (issue 15; lepton_secagg/mpc/service.py) ---------------------------------
+# [WIRE_VERSION, "mpc", kind, items]: items is a list of bytes, ints, strs, None, and lists of those
+# (two levels at most).  Separate from TAGS: these frames never reach a SecAgg session.
+_MPC_DEPTH = 3
+
+
+def encode_mpc(kind: str, items: list) -> bytes:
+    """One Prio3 service frame."""
+    _check_mpc(items, 0)
+    return msgpack.packb([WIRE_VERSION, "mpc", str(kind), list(items)], use_bin_type=True)
+
+
+def decode_mpc(data: bytes, limit: int = _DEFAULT_LIMIT) -> tuple[str, list]:
+    """``(kind, items)`` of a Prio3 service frame; ``DecodeError`` on anything else."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise DecodeError(f"wire data must be bytes, not {type(data).__name__}.")
+    if len(data) > limit:
+        raise DecodeError(f"the message is {len(data)} bytes, over the limit of {limit}.")
+    try:
+        obj = msgpack.unpackb(bytes(data), raw=False, strict_map_key=True, use_list=True, ext_hook=_no_ext)
+    except DecodeError:
+        raise
+    except Exception as exc:  # msgpack raises several types for malformed input
+        raise DecodeError(f"malformed Prio3 service frame: {exc}.") from None
+    if (not isinstance(obj, list) or len(obj) != 4 or obj[0] != WIRE_VERSION or type(obj[0]) is not int
+            or obj[1] != "mpc" or not isinstance(obj[2], str) or not isinstance(obj[3], list)):
+        raise DecodeError("a Prio3 service frame is [version, 'mpc', kind, items].")
+    _check_mpc(obj[3], 0)
+    return obj[2], obj[3]
+
+
+def _no_ext(code, data):
+    raise DecodeError("extension types are not part of the wire format.")
+
+
+def _check_mpc(items, depth: int) -> None:
+    if depth >= _MPC_DEPTH:
+        raise DecodeError("a Prio3 service frame nests lists too deeply.")
+    for x in items:
+        if isinstance(x, list):
+            _check_mpc(x, depth + 1)
+        elif x is not None and type(x) not in (bytes, int, str):
+            raise DecodeError(f"a Prio3 service frame holds a {type(x).__name__}.")

@@ -17,6 +17,12 @@ if kernels.BACKEND == "c":
     from lepton_secagg._kernels import _speedups
 else:  # the C extension was not built, or LEPTON_SECAGG_PUREPYTHON=1 switched it off
     _speedups = None
+# The Prio3 field kernels (a second extension) follow the same switch.
+_FIELD = {"python": (_native.field_transform, _native.field_dot)}
+if kernels.FIELD_BACKEND == "c":
+    from lepton_secagg._kernels import _field
+
+    _FIELD["c"] = (_field.transform, _field.dot)
 
 settings.register_profile("ci", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -36,10 +42,11 @@ _BACKENDS = [
 def kernel_backend(request):
     """Patch the masking and quantisation kernels for the whole session; yields the backend module."""
     module = request.param
-    saved = kernels.add_masks, kernels.quantize_into
+    saved = kernels.add_masks, kernels.quantize_into, kernels.field_transform, kernels.field_dot
     kernels.add_masks = module.add_masks
     kernels.quantize_into = module.quantize_into
+    kernels.field_transform, kernels.field_dot = _FIELD["python"] if module is _native else _FIELD.get("c", _FIELD["python"])
     try:
         yield module
     finally:
-        kernels.add_masks, kernels.quantize_into = saved
+        kernels.add_masks, kernels.quantize_into, kernels.field_transform, kernels.field_dot = saved

@@ -13,11 +13,15 @@ LAYERS = [
     ("kernels", ["_kernels/", "exceptions.py", "_version.py"]),
     ("hazmat", ["hazmat/"]),
     ("wire", ["messages.py", "wire.py", "config.py", "policy.py", "parameters.py", "encoding.py"]),
+    # Prio3 (issue 15): its own stack on hazmat and wire, beside (not on) the SecAgg rounds.
+    ("mpc", ["mpc/__init__.py", "mpc/errors.py", "mpc/field.py", "mpc/xof.py", "mpc/flp.py", "mpc/circuits.py",
+             "mpc/l2.py", "mpc/prio3.py", "mpc/batch.py",
+             "mpc/keys.py"]),
     ("rounds", ["_state.py", "_session.py", "_client_rounds.py", "_server_rounds.py"]),
     ("sessions", ["client.py", "server.py"]),
-    ("transport", ["transport/", "testing.py", "_progress.py"]),
+    ("transport", ["transport/", "testing.py", "_progress.py", "mpc/service.py"]),
     ("adapters", ["adapters/", "integrations/"]),
-    ("apps", ["fl/", "cli.py", "__main__.py"]),
+    ("apps", ["fl/", "cli.py", "__main__.py", "mpc/cli.py"]),
 ]
 NO_IO_BELOW = "transport"  # no socket, thread, clock or event loop below this layer
 IO_MODULES = {"socket", "asyncio", "threading", "time", "selectors", "subprocess"}
@@ -141,3 +145,13 @@ def test_the_check_can_fail():
         test_third_party_boundaries("adapters/torch.py", ast.parse("import triton"))
     with pytest.raises(AssertionError, match="only adapters/torch.py, lazily"):
         test_third_party_boundaries("adapters/torch.py", ast.parse("from . import _triton_chacha20"))
+
+
+SECAGG_CORE = {"_client_rounds.py", "_server_rounds.py", "_state.py", "_session.py", "client.py", "server.py"}
+
+
+@pytest.mark.parametrize("rel,tree", [(r, t) for r, t in ALL if r.startswith("mpc/")], ids=lambda x: x if isinstance(x, str) else "")
+def test_mpc_does_not_use_the_secagg_core(rel, tree):
+    for name, _ in imports(tree, rel):
+        if name.startswith("lepton_secagg"):
+            assert target_rel(name) not in SECAGG_CORE, f"{rel} imports {name}: Prio3 shares hazmat and wire only"

@@ -24,4 +24,14 @@ else:
         quantize_into = _native.quantize_into
         BACKEND = "python"
 
-__all__ = ["BACKEND", "add_masks", "quantize_into"]
+# The Prio3 field kernels are a second extension (src_ext/field/); chosen the same way.
+if os.environ.get("LEPTON_SECAGG_PUREPYTHON"):
+    field_transform, field_dot, FIELD_BACKEND = _native.field_transform, _native.field_dot, "python"
+else:
+    try:
+        from ._field import dot as field_dot, transform as field_transform
+        FIELD_BACKEND = "c"
+    except ImportError:
+        field_transform, field_dot, FIELD_BACKEND = _native.field_transform, _native.field_dot, "python"
+
+__all__ = ["BACKEND", "FIELD_BACKEND", "add_masks", "quantize_into", "field_transform", "field_dot"]

@@ -93,3 +93,68 @@ def _check_quantize_args(values, uniforms, out, clip, scale, levels, weight):
             f"got {arrays[0].size}, {arrays[1].size} and {arrays[2].size}."
         )
     return arrays
+
+
+# --- Prio3 field kernels (the specification of src_ext/field/field.c) --------------------------------
+# Elements are little-endian uint64 limbs: words = 1 is Field64, words = 2 is Field128.
+_FIELD_MODULI = {1: 2**32 * 4294967295 + 1, 2: 2**66 * 4611686018427387897 + 1}
+
+
+def _field_ints(buf, count: int, words: int, name: str, writable: bool = False) -> np.ndarray:
+    """The ``count`` field elements in ``buf`` as Python ints (checked below the modulus)."""
+    view = np.frombuffer(buf, dtype=np.uint64) if not writable else np.asarray(buf).reshape(-1).view(np.uint64)
+    if view.size != count * words:
+        raise ValueError(f"{name} must hold {count * words} uint64 words, got {view.size}.")
+    limbs = view.reshape(count, words).astype(object)
+    ints = limbs[:, 0] if words == 1 else limbs[:, 0] + (limbs[:, 1] << 64)
+    if count and max(ints) >= _FIELD_MODULI[words]:
+        raise ValueError("every element must be below the field modulus.")
+    return ints
+
+
+def _field_store(buf, ints: np.ndarray, words: int) -> None:
+    view = np.asarray(buf).reshape(-1).view(np.uint64).reshape(-1, words)
+    view[:, 0] = (ints & ((1 << 64) - 1)).astype(np.uint64)
+    if words == 2:
+        view[:, 1] = (ints >> 64).astype(np.uint64)
+
+
+def _field_shape(rows: int, n: int, words: int) -> None:
+    if rows < 0 or n < 1 or n & (n - 1) or n > 1 << 30 or words not in (1, 2):
+        raise ValueError("rows >= 0, n a power of two up to 2^30, words 1 or 2.")
+
+
+def field_transform(buf, rows: int, n: int, words: int, twiddles, pre, scale) -> None:
+    """In place, per row: ``a = row * pre`` (if given), bit-reverse, radix-2 DIT butterflies with
+    ``twiddles[k] = w^k`` (k < n/2), then ``row = a * scale`` (if given); all mod p."""
+    _field_shape(rows, n, words)
+    p = _FIELD_MODULI[words]
+    a = _field_ints(buf, rows * n, words, "buf", writable=True).reshape(rows, n)
+    tw = _field_ints(twiddles, max(n // 2, 1), words, "twiddles")
+    if pre is not None:
+        a = a * _field_ints(pre, n, words, "pre") % p
+    factor = _field_ints(scale, 1, words, "scale")[0] if scale is not None else None
+    log_n = n.bit_length() - 1
+    rev = np.array([int(format(i, f"0{log_n}b")[::-1], 2) if log_n else 0 for i in range(n)], dtype=np.intp)
+    a = a[:, rev]
+    half = 1
+    while half < n:
+        blocks = a.reshape(rows, n // (2 * half), 2, half)
+        u = blocks[..., 0, :]
+        v = blocks[..., 1, :] * tw[:: n // (2 * half)][:half] % p
+        a = np.stack([(u + v) % p, (u - v) % p], axis=-2).reshape(rows, n)
+        half *= 2
+    if factor is not None:
+        a = a * factor % p
+    _field_store(buf, a.reshape(-1), words)
+
+
+def field_dot(values, rows: int, n: int, words: int, weights, out) -> None:
+    """``out[r] = sum_k values[r, k] * weights[k] mod p``."""
+    _field_shape(rows, n, words)
+    p = _FIELD_MODULI[words]
+    v = _field_ints(values, rows * n, words, "values").reshape(rows, n)
+    w = _field_ints(weights, n, words, "weights")
+    if np.asarray(out).reshape(-1).view(np.uint64).size != rows * words:
+        raise ValueError(f"out must hold {rows * words} uint64 words.")
+    _field_store(out, (v * w % p).sum(axis=1) % p if rows else np.zeros(0, dtype=object), words)
