@@ -146,7 +146,7 @@ def masked_input(ctx: ClientContext, state: ClientState, msg: MaskedInputRequest
             signs.append(S.pairwise_sign(me, peer))
     add_masks(vector, keys, signs, cfg.prg)
     ring.reduce(vector, cfg.bits)
-    return replace(state, shares=shares), MaskedInput(me, vector)
+    return replace(state, shares=shares), MaskedInput(me, vector, cfg.bits)
 
 
 def consistency_check(ctx: ClientContext, state: ClientState, msg: ConsistencyCheckRequest) -> tuple[ClientState, ConsistencySignature]:

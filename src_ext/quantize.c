@@ -66,3 +66,38 @@ size_t ls_quantize_into(const double *values, const double *uniforms, void *out,
     }
     return clipped;
 }
+
+/* The quantisation step of the fused client pipeline (speedups.c, encode_masked):
+ * the same operations as QUANT_LOOP on float32 or float64 values widened to
+ * double, with the uniform u = w * 2^-32 of a 32-bit keystream word w (exact
+ * in double).  Also counts NaN and infinite values (x - x is 0 only for finite x). */
+#define QUANT_WORDS_LOOP(VT, T)                                                 \
+    for (size_t i = 0; i < n; i++) {                                            \
+        double x = (double)((const VT *)values)[i];                             \
+        bad += (x - x) != 0.0;                                                  \
+        double c = np_clip(x, lo, clip);                                        \
+        clipped += c != x;                                                      \
+        double s = (c + clip) * scale;                                          \
+        double f = floor(s);                                                    \
+        double q = f + (double)((double)uw[i] * 0x1p-32 < s - f);               \
+        q = (q < lv || q != q) ? q : lv;                                        \
+        ((T *)out)[i] = (T)(to_u64(q) * weight);                                \
+    }
+
+size_t ls_quantize_words(const void *values, int f32, const uint32_t *uw, void *out, int w64, size_t n,
+                         double clip, double scale, double levels, uint64_t weight, size_t *nonfinite)
+{
+    const double lo = -clip, lv = levels;
+    size_t clipped = 0, bad = 0;
+    if (f32 && w64) {
+        QUANT_WORDS_LOOP(float, uint64_t)
+    } else if (f32) {
+        QUANT_WORDS_LOOP(float, uint32_t)
+    } else if (w64) {
+        QUANT_WORDS_LOOP(double, uint64_t)
+    } else {
+        QUANT_WORDS_LOOP(double, uint32_t)
+    }
+    *nonfinite += bad;
+    return clipped;
+}

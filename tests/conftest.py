@@ -30,12 +30,13 @@ _BACKENDS = [
 
 @pytest.fixture(scope="session", autouse=True, params=_BACKENDS)
 def kernel_backend(request):
-    """Patch the masking and quantisation kernels for the whole session; yields the backend module."""
+    """Patch every kernel (``kernels.NAMES``) for the whole session; yields the backend module."""
     module = request.param
-    saved = kernels.add_masks, kernels.quantize_into
-    kernels.add_masks = module.add_masks
-    kernels.quantize_into = module.quantize_into
+    saved = {name: getattr(kernels, name) for name in kernels.NAMES}
+    for name in kernels.NAMES:
+        setattr(kernels, name, getattr(module, name))
     try:
         yield module
     finally:
-        kernels.add_masks, kernels.quantize_into = saved
+        for name, value in saved.items():
+            setattr(kernels, name, value)

@@ -1,4 +1,4 @@
-"""Masking and quantisation kernels: C when it was built, numpy otherwise; chosen once at import.
+"""Masking, quantisation, packing and fused client kernels: C when it was built, numpy otherwise; chosen once at import.
 
 ``BACKEND`` is ``"c"`` or ``"python"``.  ``LEPTON_SECAGG_PUREPYTHON=1`` in the
 environment forces the numpy kernel.  ``_speedups.pyi`` is the contract the C
@@ -11,17 +11,24 @@ import os
 
 from . import _native
 
-if os.environ.get("LEPTON_SECAGG_PUREPYTHON"):
-    add_masks = _native.add_masks
-    quantize_into = _native.quantize_into
-    BACKEND = "python"
-else:
-    try:
-        from ._speedups import add_masks, quantize_into
-        BACKEND = "c"
-    except ImportError:
-        add_masks = _native.add_masks
-        quantize_into = _native.quantize_into
-        BACKEND = "python"
+NAMES = ("add_masks", "quantize_into", "encode_masked", "pack_bits", "unpack_bits")
 
-__all__ = ["BACKEND", "add_masks", "quantize_into"]
+
+def _select():
+    if not os.environ.get("LEPTON_SECAGG_PUREPYTHON"):
+        try:
+            from . import _speedups
+            return _speedups, "c"
+        except ImportError:
+            pass
+    return _native, "python"
+
+
+_module, BACKEND = _select()
+add_masks = _module.add_masks
+quantize_into = _module.quantize_into
+encode_masked = _module.encode_masked
+pack_bits = _module.pack_bits
+unpack_bits = _module.unpack_bits
+
+__all__ = ["BACKEND", "NAMES", *NAMES]
