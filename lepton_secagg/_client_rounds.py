@@ -175,7 +175,7 @@ def masked_input(ctx: ClientContext, state: ClientState, msg: MaskedInputRequest
         vector = state.input.copy()
         add_masks(vector, keys, signs, cfg.prg)
         ring.reduce(vector, cfg.bits)
-    return replace(state, shares=shares, clipped=clipped), MaskedInput(me, vector, cfg.bits)
+    return replace(state, shares=shares, clipped=clipped, float_input=None), MaskedInput(me, vector, cfg.bits)
 
 
 def consistency_check(ctx: ClientContext, state: ClientState, msg: ConsistencyCheckRequest) -> tuple[ClientState, ConsistencySignature]:

@@ -164,6 +164,8 @@ def decode(data: bytes, cfg=None):
     limit = cfg.max_message_bytes if cfg is not None else _DEFAULT_LIMIT
     if len(data) > limit:
         raise DecodeError(f"the message is {len(data)} bytes, over the limit of {limit}.")
+    if type(data) is bytes and data[:3] == _PACKED_INPUT_PREFIX:
+        return _decode_packed_input(data, cfg)
     r = _Reader(data, limit)
     try:
         count = r.array()
@@ -197,6 +199,51 @@ def decode(data: bytes, cfg=None):
     if cls is MaskedInput and "bits" not in values:  # version 1: whole words
         values["bits"] = 8 * values["vector"].itemsize if cfg is None else cfg.bits
     return cls(**values)
+
+
+# [4-array, version 2, tag 5]: a masked input, the one large message.
+_PACKED_INPUT_PREFIX = bytes([0x94, WIRE_VERSION, 5])
+_BIN_HEADERS = {0xC4: 1, 0xC5: 2, 0xC6: 4}
+
+
+def _decode_packed_input(data: bytes, cfg) -> MaskedInput:
+    """``decode`` for a version-2 masked input, without copying its payload.
+
+    The same checks as the general path: the header (at most 40 bytes) goes
+    through a ``_Reader``; the payload is then a view of ``data`` itself, so
+    the decoded vector is a read-only view of the received bytes.
+    """
+    head = data[:40]
+    r = _Reader(head, len(data))
+    try:
+        r.array(exactly=4)
+        r.scalar(), r.scalar()  # version 2, tag 5: the prefix
+        try:
+            sender = _check_id(r.scalar(), cfg)
+        except DecodeError as exc:
+            raise DecodeError(f"MaskedInput.sender: {exc}") from None
+        r.array(exactly=3)
+        bits, length = r.scalar(), r.scalar()
+        at = r.tell()
+    except (ValueError, msgpack.UnpackException, TypeError, OverflowError, RecursionError) as exc:
+        if isinstance(exc, DecodeError):
+            raise
+        raise DecodeError(f"the bytes are not valid msgpack for this schema: {type(exc).__name__}.") from None
+    marker = data[at] if at < len(data) else None
+    width = _BIN_HEADERS.get(marker)
+    if width is None or at + 1 + width > len(data):
+        raise DecodeError("MaskedInput.vector: a vector's payload must be bytes.")
+    size = int.from_bytes(data[at + 1 : at + 1 + width], "big")
+    start = at + 1 + width
+    if start + size < len(data):
+        raise DecodeError("trailing bytes after the message.")
+    if start + size > len(data):
+        raise DecodeError("the bytes are not valid msgpack for this schema: the payload is truncated.")
+    try:
+        vector = _ring_vector(bits, length, memoryview(data)[start:], cfg)
+    except DecodeError as exc:
+        raise DecodeError(f"MaskedInput.vector: {exc}") from None
+    return MaskedInput(sender, vector, bits)
 
 
 class _Reader:
@@ -233,6 +280,9 @@ class _Reader:
 
     def scalar(self):
         return self._u.unpack()
+
+    def tell(self) -> int:
+        return self._u.tell()
 
     def finish(self) -> None:
         if self._u.tell() != self._size:
@@ -476,15 +526,20 @@ def _dec_vector(r: _Reader, cfg) -> np.ndarray:
 
 
 def _dec_ring(r: _Reader, cfg):
-    """A packed ring vector ``[bits, length, bin]``; returns the vector (``bits`` travels in ``_RING_BITS``)."""
+    """A packed ring vector ``[bits, length, bin]``, as a ``_RingVector``."""
     r.array(exactly=3)
     bits, length, payload = r.scalar(), r.scalar(), r.scalar()
+    if type(payload) is not bytes:
+        raise DecodeError("a vector's payload must be bytes.")
+    return _RingVector(_ring_vector(bits, length, payload, cfg), bits)
+
+
+def _ring_vector(bits, length, payload, cfg) -> np.ndarray:
+    """The checks of a packed vector's fields (``payload`` is bytes or a byte memoryview); the unpacked vector."""
     if type(bits) is not int or not 1 <= bits <= ring.MAX_BITS:
         raise DecodeError(f"a vector's bits is an int in 1..{ring.MAX_BITS}, got {bits!r}.")
     if type(length) is not int or length < 0:
         raise DecodeError(f"a vector's length is a non-negative int, got {length!r}.")
-    if type(payload) is not bytes:
-        raise DecodeError("a vector's payload must be bytes.")
     if cfg is not None:
         if bits != cfg.bits:
             raise DecodeError(f"this session's vectors are packed at {cfg.bits} bits, got {bits}.")
@@ -493,10 +548,9 @@ def _dec_ring(r: _Reader, cfg):
     if len(payload) != ring.packed_size(length, bits):  # also bounds length by the bytes received
         raise DecodeError(f"{length} elements of {bits} bits take {ring.packed_size(length, bits)} bytes, got {len(payload)}.")
     try:
-        vec = ring.unpack(payload, bits, length)
+        return ring.unpack(payload, bits, length)
     except ValueError as exc:
         raise DecodeError(str(exc)) from None
-    return _RingVector(vec, bits)
 
 
 class _RingVector:

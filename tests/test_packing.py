@@ -185,3 +185,33 @@ def test_version_1_transcripts_still_decode_and_sum():
                 assert server.receive(m["client"], msg) is None
         server.advance()
     assert server.result().sum.tolist() == vec["sum"]
+
+
+def _generic_form(data: bytes) -> bytes:
+    """The same message with its outer array header as array16: decode takes the general (copying) path."""
+    assert data[0] == 0x94
+    return b"\xdc\x00\x04" + data[1:]
+
+
+@pytest.mark.parametrize("bits", [12, 32, 64])
+def test_decode_views_the_payload_and_agrees_with_the_general_path(bits):
+    cfg = ls.Config(num_clients=3, vector_length=5000, threshold=2, bits=bits)
+    msg = MaskedInput(2, reduced(np.random.default_rng(bits), 5000, bits), bits)
+    data = wire.encode(msg)
+    fast, slow = wire.decode(data, cfg), wire.decode(_generic_form(data), cfg)
+    assert fast == slow == msg
+    if bits in (32, 64):
+        assert np.shares_memory(fast.vector, np.frombuffer(data, np.uint8))  # no copy on the server either
+        assert not fast.vector.flags.writeable
+    header = bytes(wire.encode_parts(msg)[0])
+    marker = next(len(header) - 1 - w for w, code in ((1, 0xC4), (2, 0xC5), (4, 0xC6)) if header[len(header) - 1 - w] == code)
+    corruptions = {
+        "truncated": data[:-1],
+        "trailing": data + b"\x00",
+        "not bin": data[:marker] + b"\xd9" + data[marker + 1 :],
+        "bad sender": data[:3] + b"\x07" + data[4:],
+    }
+    for what, bad in corruptions.items():
+        for form in (bad, _generic_form(bad)):
+            with pytest.raises(DecodeError):
+                wire.decode(form, cfg)
