@@ -170,7 +170,7 @@ def test_masked_input_of_a_foreign_dtype_is_refused_by_the_server(bad):
     run_attack(cfg_(), Attack("masked_input", make, raw=True))
 
 
-def test_64_bit_items_in_a_32_bit_session_are_refused_on_the_wire_and_by_the_server():
+def test_eight_byte_items_in_a_32_bit_session_are_refused_on_the_wire_and_by_the_server():
     cfg = cfg_()
     vec = np.arange(cfg.vector_length, dtype=np.uint64)
     data = wire.encode(ls.MaskedInput(1, vec))
