@@ -19,8 +19,10 @@ up to its masked-input request; then, in the same run, per repetition:
   is one ``hazmat.pipeline.encode_masked`` call (timed alone: fused), the rest
   of the round (other), and ``wire.encode_parts`` (encode: a header and a view).
 
-Each figure is the median over the repetitions; ``ratio`` is a path's total
-over the floor measured in the same run.  The round is replayed by restoring
+Each figure is the median over the repetitions; ``ratio`` is the median over
+the repetitions of a path's total over the floor measured just before and
+just after it (the mean of the two), so slow changes in the machine's load
+cancel.  The round is replayed by restoring
 the client's (immutable) state before each repetition.
 """
 from __future__ import annotations
@@ -68,28 +70,37 @@ def measure(m: int, s: int, bits: int, repeats: int) -> dict:
     keys = [bytes([k]) * 16 for k in range(s + 1)]
     signs = [1] + [(-1) ** k for k in range(s)]
     saved = client._state, client._round
-    rows = {k: [] for k in ("floor", "quantise", "set_input", "round", "mask", "encode", "f_set", "f_round", "fused", "f_encode")}
     zeros = np.zeros(m + 1, dtype=q.dtype)
+    threads = _threads(zeros)
+
+    def floor():
+        return timed(lambda: _kernels.add_masks(zeros, keys, signs, cfg.prg, 0, threads))[0]
+
+    rows = {k: [] for k in ("floor", "quantise", "set_input", "round", "mask", "encode", "f_set", "f_round", "fused", "f_encode",
+                            "ratio_unfused", "ratio_fused")}
     for _ in range(repeats):
-        zeros[:] = 0
-        rows["floor"].append(timed(lambda: _kernels.add_masks(zeros, keys, signs, cfg.prg, 0, threads))[0] if (threads := _threads(zeros)) else 0)
-        # unfused
-        t, (vec, _) = timed(lambda: q.encode(values, weight=7))
-        rows["quantise"].append(t)
-        client._state, client._round = saved
-        rows["set_input"].append(timed(lambda: client.set_input(vec))[0])
-        t, msg = timed(lambda: client.receive(request))
-        rows["round"].append(t)
-        work = vec.copy()
-        rows["mask"].append(timed(lambda: add_masks(work, keys, signs, cfg.prg))[0])
-        rows["encode"].append(timed(lambda: wire.encode(msg))[0])
+        before = floor()
         # fused
         client._state, client._round = saved
-        rows["f_set"].append(timed(lambda: client.set_float_input(values, q, weight=7))[0])
-        t, fmsg = timed(lambda: client.receive(request))
-        rows["f_round"].append(t)
+        f_set = timed(lambda: client.set_float_input(values, q, weight=7))[0]
+        f_round, fmsg = timed(lambda: client.receive(request))
+        f_encode = timed(lambda: wire.encode_parts(fmsg))[0]
         rows["fused"].append(timed(lambda: pipeline.encode_masked(q, values, weight=7, round_key=bytes(16), keys=keys, signs=signs, suite=cfg.prg))[0])
-        rows["f_encode"].append(timed(lambda: wire.encode_parts(fmsg))[0])
+        # unfused
+        quantise, (vec, _) = timed(lambda: q.encode(values, weight=7))
+        client._state, client._round = saved
+        set_input = timed(lambda: client.set_input(vec))[0]
+        round_, msg = timed(lambda: client.receive(request))
+        encode = timed(lambda: wire.encode(msg))[0]
+        work = vec.copy()
+        rows["mask"].append(timed(lambda: add_masks(work, keys, signs, cfg.prg))[0])
+        after = floor()
+        base = (before + after) / 2  # the floor around this repetition: load changes slowly next to it
+        for k, v in (("floor", base), ("quantise", quantise), ("set_input", set_input), ("round", round_), ("encode", encode),
+                     ("f_set", f_set), ("f_round", f_round), ("f_encode", f_encode)):
+            rows[k].append(v)
+        rows["ratio_unfused"].append((quantise + set_input + round_ + encode) / base)
+        rows["ratio_fused"].append((f_set + f_round + f_encode) / base)
     med = {k: 1000 * statistics.median(v) for k, v in rows.items()}
     unfused_total = med["quantise"] + med["set_input"] + med["round"] + med["encode"]
     fused_total = med["f_set"] + med["f_round"] + med["f_encode"]
@@ -97,10 +108,10 @@ def measure(m: int, s: int, bits: int, repeats: int) -> dict:
         "m": m, "s": s, "bits": bits, "streams": s + 1, "floor_ms": med["floor"],
         "unfused": {"quantise": med["quantise"], "mask": med["mask"], "encode": med["encode"],
                     "other": unfused_total - med["quantise"] - med["mask"] - med["encode"], "total": unfused_total,
-                    "ratio": unfused_total / med["floor"]},
+                    "ratio": med["ratio_unfused"] / 1000},
         "fused": {"quantise+mask": med["fused"], "encode": med["f_encode"],
                   "other": fused_total - med["fused"] - med["f_encode"], "total": fused_total,
-                  "ratio": fused_total / med["floor"]},
+                  "ratio": med["ratio_fused"] / 1000},
     }
 
 
