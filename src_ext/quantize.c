@@ -76,8 +76,8 @@ size_t ls_quantize_into(const double *values, const double *uniforms, void *out,
  * levels <= 2^30 (every 32-bit ring; the common case): then s lies in
  * [0, 2^30] for every finite x, so floor(s) is the int32 truncation, and the
  * clip, min and conversions have no NaN cases to carry; the loop has no
- * branches or library calls and vectorises (an AVX2 clone is picked at load
- * time where the CPU has it).  For finite x the result is the same double
+ * branches or library calls and vectorises (AVX-512 and AVX2 clones are
+ * picked at load time where the CPU has them).  For finite x the result is the same double
  * arithmetic as the general loop, so bit-identical; NaN/inf results are
  * unspecified in both (callers refuse them). */
 #define QUANT_WORDS_LOOP(VT, T)                                                 \
@@ -112,7 +112,7 @@ size_t ls_quantize_into(const double *values, const double *uniforms, void *out,
     }
 
 #if LS_X86 && defined(__GNUC__) && defined(__linux__)
-#define LS_CLONES __attribute__((target_clones("avx2", "default")))
+#define LS_CLONES __attribute__((target_clones("arch=skylake-avx512", "avx2", "default")))
 #else
 #define LS_CLONES
 #endif
