@@ -25,9 +25,10 @@ graph), both sides in this one process, one after the other, no transport:
   unmasked average is checked against the plaintext one.
 * lepton_secagg: ``testing.simulate`` (every client and the server, through
   the wire codec) on the same n, m + 1 (the weight slot), the same
-  neighbourhood size and threshold, plus the quantisation of every client's
-  update with ``encoding.Quantizer`` (counted in the client time); the sum is
-  decoded and checked against the plaintext weighted average.
+  neighbourhood size and threshold, every client handing its float update to
+  ``Client.set_float_input`` (quantised and masked in one fused pass, inside
+  the masked-input round's client time); the sum is decoded with
+  ``encoding.Quantizer`` and checked against the plaintext weighted average.
 
 Dropouts: ``round(d n)`` clients stop after sharing their keys, before sending
 their masked vector (``masked_input``): the case where the server must remove
@@ -256,17 +257,14 @@ def run_ours(n, m, dropout, graph, seed):
         cfg = ls.Config(num_clients=n, vector_length=m + 1, threshold=s // 2 + 1, neighbors=s - 1)
     q = Quantizer(clip=CLIP, bits=32, num_clients=n, max_weight=MAX_WEIGHT)
     t0 = time.perf_counter()
-    inputs = [q.encode(params[i], weight=weights[i])[0] for i in range(n)]
-    quantise = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    res = simulate(cfg, inputs, {c: "masked_input" for c in dropped})
-    whole = time.perf_counter() - t0 + quantise
+    res = simulate(cfg, params, {c: "masked_input" for c in dropped}, quantizer=q, weights=weights)
+    whole = time.perf_counter() - t0
     mean, _ = q.decode(res.sum, len(res.included))
     err = float(np.max(np.abs(mean - plain_average(params, weights, res.included))))
     live = n - len(dropped)
     return {
         "round_s": whole,
-        "mask_ms": 1000 * (res.seconds["masked_input"] / live + quantise / n),
+        "mask_ms": 1000 * res.seconds["masked_input"] / live,
         "unmask_s": res.server_seconds["unmasking"],
         "kib": (sum(res.bytes_up.values()) + sum(res.bytes_down.values())) / n / 1024,
         "check": f"{err:.1e}",

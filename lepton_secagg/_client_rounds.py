@@ -23,7 +23,7 @@ import numpy as np
 
 from . import _session as S
 from .exceptions import DecryptionError, LocalProtocolError, RemoteProtocolError, SignatureError
-from .hazmat import aead, ring, shamir
+from .hazmat import aead, pipeline, ring, shamir
 from .hazmat.agreement import KeyPair, generate_keypair
 from .hazmat.masking import add_masks
 from .hazmat.sign import Identity, verify
@@ -52,6 +52,20 @@ class ClientContext:
 
 
 @dataclass(frozen=True)
+class FloatInput:
+    """A float update waiting to be quantised and masked in one pass (``Client.set_float_input``)."""
+
+    values: np.ndarray = field(repr=False)
+    quantizer: object
+    weight: int | None
+    round_key: bytes = field(repr=False)
+
+    def quantized(self, suite: str) -> np.ndarray:
+        """The ring vector the fused pass masks (the same rounding stream)."""
+        return pipeline.quantize_keyed(self.quantizer, self.values, weight=self.weight, round_key=self.round_key, suite=suite)[0]
+
+
+@dataclass(frozen=True)
 class ClientState:
     """The client's protocol data; each round's handler returns a new one."""
 
@@ -59,6 +73,8 @@ class ClientState:
     masking: KeyPair | None = field(default=None, repr=False)
     seed: bytes | None = field(default=None, repr=False)
     input: np.ndarray | None = field(default=None, repr=False)
+    float_input: FloatInput | None = field(default=None, repr=False)  # instead of input
+    clipped: int | None = None  # values of float_input outside [-clip, clip], once encoded
     session_id: bytes = b""
     peers: dict = field(default_factory=dict, repr=False)  # id -> KeyEntry, live at share_keys
     box_keys: dict = field(default_factory=dict, repr=False)  # peer -> share-box key
@@ -121,8 +137,11 @@ def share_keys(ctx: ClientContext, state: ClientState, msg: ShareKeysRequest) ->
 def masked_input(ctx: ClientContext, state: ClientState, msg: MaskedInputRequest) -> tuple[ClientState, MaskedInput]:
     """Round 2: open the neighbours' boxes, then send y = x + PRG(b) + sum of signed pairwise masks."""
     cfg, me = ctx.cfg, ctx.client_id
-    if state.input is None:
-        raise LocalProtocolError("the input is not set; call set_input() before answering the masked-input request.", round="masked_input", client_id=me)
+    if state.input is None and state.float_input is None:
+        raise LocalProtocolError(
+            "the input is not set; call set_input() or set_float_input() before answering the masked-input request.",
+            round="masked_input", client_id=me,
+        )
     _check_session(ctx, state, msg.session_id, "masked_input")
     shares = dict(state.shares)
     for sender, box in msg.boxes:
@@ -140,16 +159,26 @@ def masked_input(ctx: ClientContext, state: ClientState, msg: MaskedInputRequest
             raise _remote(f"the share box from client {sender} is addressed to another pair", "masked_input", me)
         shares[sender] = (seed_share, key_share)
     _check_enough(ctx, len(shares), "neighbours that shared their keys", "masked_input")
-    vector = state.input.copy()
     keys = [S.self_mask_key(cfg, state.seed, state.session_id, me)]
     signs = [1]
     for peer in sorted(shares):
         if peer != me:
             keys.append(S.pairwise_mask_key(cfg, state.masking.private, state.peers[peer].mask_key, state.session_id, me, peer))
             signs.append(S.pairwise_sign(me, peer))
-    add_masks(vector, keys, signs, cfg.prg)
-    ring.reduce(vector, cfg.bits)
-    return replace(state, shares=shares), MaskedInput(me, vector)
+    clipped = None
+    if state.float_input is not None:
+        f = state.float_input
+        try:
+            vector, clipped = pipeline.encode_masked(
+                f.quantizer, f.values, weight=f.weight, round_key=f.round_key, keys=keys, signs=signs, suite=cfg.prg
+            )
+        except ValueError as exc:
+            raise LocalProtocolError(f"the float input cannot be encoded: {exc}", round="masked_input", client_id=me) from None
+    else:
+        vector = state.input.copy()
+        add_masks(vector, keys, signs, cfg.prg)
+        ring.reduce(vector, cfg.bits)
+    return replace(state, shares=shares, clipped=clipped, float_input=None), MaskedInput(me, vector, cfg.bits)
 
 
 def consistency_check(ctx: ClientContext, state: ClientState, msg: ConsistencyCheckRequest) -> tuple[ClientState, ConsistencySignature]:

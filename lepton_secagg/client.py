@@ -14,8 +14,9 @@ from . import _client_rounds
 from ._state import CLIENT_TRANSITIONS, Round, Start
 from .config import Config
 from .exceptions import DecodeError, LocalProtocolError, RemoteProtocolError
-from .hazmat import ring
+from .hazmat import pipeline, ring
 from .hazmat.agreement import keypair_from_private
+from .hazmat.prg import key_size
 from .hazmat.rng import Rng, resolve
 from .hazmat.sign import Identity
 from .messages import Abort
@@ -92,7 +93,49 @@ class Client:
             raise LocalProtocolError(f"the input cannot change in round {self._round.value}.", round=self._round.value, client_id=self.client_id)
         cfg = self._ctx.cfg
         vec = ring.check_vector(vector, cfg.vector_length, cfg.bits)
-        self._state = _client_rounds.replace(self._state, input=vec)
+        self._state = _client_rounds.replace(self._state, input=vec, float_input=None, clipped=None)
+
+    def set_float_input(self, values, quantizer, *, weight: int | None = None) -> None:
+        """Set a float update, to be quantised and masked in one pass when the masked input is due.
+
+        The fused pass (``hazmat.pipeline``) clips, scales and rounds the
+        values stochastically (its rounding stream keyed from this client's
+        rng), adds the weight slot and every mask, and writes the ring words
+        into the array the wire sends: the update is read once and never
+        copied.  So a float32/float64 ``values`` is kept by reference: do not
+        change it until the masked input is sent.  NaN or infinite values are
+        found during that pass (the round then raises ``LocalProtocolError``
+        and the session is unchanged).  ``clipped`` reports how many values
+        were clipped, once the masked input is computed.
+
+        Args:
+            values: the 1-D float update; ``quantizer.encoded_length(len(values))``
+                must be ``cfg.vector_length``.
+            quantizer: a ``Quantizer`` whose ``bits`` is ``cfg.bits``.
+            weight: the client's weight, 1..max_weight, for a weighted quantizer.
+
+        Raises:
+            LocalProtocolError: the masked input was already sent.
+            TypeError / ValueError: bad values, quantizer or weight.
+        """
+        if self._round not in (Round.ADVERTISE_KEYS, Round.SHARE_KEYS, Round.MASKED_INPUT):
+            raise LocalProtocolError(f"the input cannot change in round {self._round.value}.", round=self._round.value, client_id=self.client_id)
+        cfg = self._ctx.cfg
+        array = pipeline.check_float_input(quantizer, values, weight)
+        if quantizer.bits != cfg.bits:
+            raise ValueError(f"the quantizer sums in {quantizer.bits} bits, the session in {cfg.bits}.")
+        if quantizer.encoded_length(array.size) != cfg.vector_length:
+            raise ValueError(
+                f"{array.size} values encode to {quantizer.encoded_length(array.size)} elements; "
+                f"the session's vectors have {cfg.vector_length}."
+            )
+        pending = _client_rounds.FloatInput(array, quantizer, weight, self._ctx.rng.bytes(key_size(cfg.prg)))
+        self._state = _client_rounds.replace(self._state, input=None, float_input=pending, clipped=None)
+
+    @property
+    def clipped(self) -> int | None:
+        """How many values of the float input lay outside [-clip, clip]; None until its masked input is computed."""
+        return self._state.clipped
 
     def start(self):
         """The first message, ``AdvertiseKeys``."""
@@ -120,6 +163,8 @@ class Client:
         turns them back into a session.
         """
         st = self._state
+        if st.float_input is not None:  # the same ring vector the fused pass would mask
+            st = _client_rounds.replace(st, input=st.float_input.quantized(self._ctx.cfg.prg))
         return encode_client_state({
             "client_id": self.client_id,
             "round": self._round.value,

@@ -103,15 +103,26 @@ class MaskedInputRequest:
 
 @dataclass(frozen=True, eq=False)
 class MaskedInput:
-    """Round 2: the masked input vector y_u (uint32 or uint64, reduced mod 2^bits)."""
+    """Round 2: the masked input vector y_u in Z_(2^bits) (uint32 or uint64, reduced mod 2^bits).
+
+    ``bits`` is the ring width the wire packs the elements at; None means the
+    word width (32 for uint32, 64 for uint64).
+    """
 
     sender: int
     vector: np.ndarray = field(repr=False)
+    bits: int | None = None
+
+    @property
+    def ring_bits(self) -> int:
+        """The ring width: ``bits``, or the word width when it is None."""
+        return self.bits if self.bits is not None else 8 * self.vector.itemsize
 
     def __eq__(self, other):
         return (
             isinstance(other, MaskedInput)
             and self.sender == other.sender
+            and self.ring_bits == other.ring_bits
             and self.vector.dtype == other.vector.dtype
             and np.array_equal(self.vector, other.vector)
         )

@@ -65,6 +65,8 @@ def simulate(
     seed=None,
     progress: Callable[[str, int, int], None] | None = None,
     transcript: list | None = None,
+    quantizer=None,
+    weights: Sequence[int] | None = None,
 ) -> SimulationResult:
     """Run one session in memory.
 
@@ -80,6 +82,9 @@ def simulate(
         progress: called as ``progress(round, done, total)`` after each client.
         transcript: when a list, every message is appended to it as
             ``(round, "up" | "down", client_id, wire bytes)`` in delivery order.
+        quantizer: when given, ``inputs`` are float updates that each client
+            quantises and masks in one pass (``Client.set_float_input``).
+        weights: with a weighted ``quantizer``, each client's weight.
 
     Raises:
         TooFewSurvivors / Aborted: the session ended without a result.
@@ -109,7 +114,10 @@ def simulate(
     clients = {}
     for cid in range(cfg.num_clients):
         clients[cid] = Client(cfg, cid, rng=fork(f"client-{cid}"), identity=identities[cid])
-        clients[cid].set_input(inputs[cid])
+        if quantizer is None:
+            clients[cid].set_input(inputs[cid])
+        else:
+            clients[cid].set_float_input(inputs[cid], quantizer, weight=None if weights is None else weights[cid])
 
     up = dict.fromkeys(rounds, 0)
     down = dict.fromkeys(rounds, 0)

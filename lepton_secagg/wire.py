@@ -1,9 +1,13 @@
-"""The wire format (version 1): the only module that speaks msgpack.
+"""The wire format (version 2): the only module that speaks msgpack.
 
 Every message is a msgpack array ``[WIRE_VERSION, tag, field, ...]`` with the
-fields in declaration order.  Vectors travel as ``[itemsize, bin]`` with the
-elements little-endian; id lists are strictly increasing; every other field
-has one exact type.  ``decode`` is strict: the size limit is checked before
+fields in declaration order.  The masked input travels as ``[bits, length,
+bin]``, its ring elements packed at ``bits`` bits each (``hazmat.ring.pack``);
+version 1 messages, whose only difference is a masked input of whole words
+``[itemsize, bin]``, are still decoded.  ``encode_parts`` gives a message as
+buffers that reference the vector instead of copying it, for transports that
+write them one after the other.  Id lists are strictly increasing; every other
+field has one exact type.  ``decode`` is strict: the size limit is checked before
 any parsing, msgpack's own length limits stop headers that claim more than
 the buffer holds, trailing bytes are refused, every field is type- and
 length-checked (against the ``Config`` when one is given), and every failure
@@ -15,6 +19,7 @@ import msgpack
 import numpy as np
 
 from .exceptions import DecodeError
+from .hazmat import ring
 from .messages import (
     Abort,
     AdvertiseKeys,
@@ -34,7 +39,9 @@ from .messages import Hello, ModelReply, ModelRequest, PhaseOpen, PhaseRequest, 
 __all__ = [
     "WIRE_VERSION",
     "TAGS",
+    "SUPPORTED_VERSIONS",
     "encode",
+    "encode_parts",
     "decode",
     "encode_config",
     "decode_config",
@@ -43,7 +50,13 @@ __all__ = [
     "decode_client_state",
 ]
 
-WIRE_VERSION = 1
+WIRE_VERSION = 2
+#: versions ``decode`` reads.  Version 1 differs in the masked input's codec (``_V1_CODECS``, still
+#: read) and in the key messages, which gained the seed commitment (``_V1_REFUSED``, refused by name).
+SUPPORTED_VERSIONS = (1, 2)
+# The configuration message and the saved client state did not change with version 2.
+_CONFIG_VERSION = 1
+_STATE_VERSION = 1
 _DEFAULT_LIMIT = 1 << 31
 _MAX_REASON = 1024
 _KEY = 32
@@ -56,7 +69,7 @@ TAGS = {
     2: (ShareKeysRequest, (("session_id", "session"), ("keys", "keys"))),
     3: (ShareKeys, (("sender", "id"), ("boxes", "pairs"))),
     4: (MaskedInputRequest, (("session_id", "session"), ("boxes", "pairs"))),
-    5: (MaskedInput, (("sender", "id"), ("vector", "vector"))),
+    5: (MaskedInput, (("sender", "id"), ("vector", "ring"))),
     6: (ConsistencyCheckRequest, (("session_id", "session"), ("survivors", "ids"))),
     7: (ConsistencySignature, (("sender", "id"), ("signature", "sig"))),
     8: (UnmaskingRequest, (("session_id", "session"), ("survivors", "ids"), ("signatures", "pairs"))),
@@ -99,10 +112,42 @@ def encode(msg) -> bytes:
         tag = _TAG_OF[type(msg)]
     except KeyError:
         raise TypeError(f"cannot encode {type(msg).__name__}: not a protocol message.") from None
+    if tag == 5:
+        return b"".join(encode_parts(msg))
     out = [WIRE_VERSION, tag]
     for name, codec in TAGS[tag][1]:
         out.append(_ENCODERS[codec](getattr(msg, name)))
     return msgpack.packb(out, use_bin_type=True)
+
+
+def encode_parts(msg) -> list:
+    """The wire bytes of a message as a list of buffers whose concatenation is ``encode(msg)``.
+
+    A ``MaskedInput`` is a short header and the packed vector itself (a view
+    of the vector's memory at 32 and 64 bits, so nothing is copied); any
+    other message is one ``bytes``.
+
+    Raises:
+        TypeError: ``msg`` is not a protocol message.
+        ValueError: a masked input with an element >= 2^bits.
+    """
+    if type(msg) is not MaskedInput:
+        return [encode(msg)]
+    bits, vector = msg.ring_bits, msg.vector
+    if vector.dtype != ring.dtype_for(bits):
+        raise TypeError(f"a {bits}-bit masked input is a {ring.dtype_for(bits)} vector, got {vector.dtype}.")
+    payload = ring.pack(vector, bits)
+    size = payload.nbytes
+    header = bytearray(b"\x94")  # [version, tag, sender, [bits, length, bin]]
+    header += msgpack.packb(WIRE_VERSION) + msgpack.packb(5) + msgpack.packb(int(msg.sender))
+    header += b"\x93" + msgpack.packb(bits) + msgpack.packb(int(vector.shape[0]))
+    if size < 1 << 8:
+        header += b"\xc4" + size.to_bytes(1, "big")
+    elif size < 1 << 16:
+        header += b"\xc5" + size.to_bytes(2, "big")
+    else:
+        header += b"\xc6" + size.to_bytes(4, "big")
+    return [bytes(header), payload]
 
 
 def decode(data: bytes, cfg=None):
@@ -114,38 +159,98 @@ def decode(data: bytes, cfg=None):
             and element range are checked against it.
 
     Raises:
-        DecodeError: anything about ``data`` is not a valid version-1 message.
+        DecodeError: anything about ``data`` is not a valid message of a version in ``SUPPORTED_VERSIONS``.
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise DecodeError(f"wire data must be bytes, not {type(data).__name__}.")
     limit = cfg.max_message_bytes if cfg is not None else _DEFAULT_LIMIT
     if len(data) > limit:
         raise DecodeError(f"the message is {len(data)} bytes, over the limit of {limit}.")
+    if type(data) is bytes and data[:3] == _PACKED_INPUT_PREFIX:
+        return _decode_packed_input(data, cfg)
     r = _Reader(data, limit)
     try:
         count = r.array()
         if count < 2:
             raise DecodeError("a message is an array [version, tag, fields...].")
         version, tag = r.scalar(), r.scalar()
-        if version != WIRE_VERSION or type(version) is not int:
-            raise DecodeError(f"unsupported wire version {version!r}; this library speaks version {WIRE_VERSION}.")
+        if type(version) is not int or version not in SUPPORTED_VERSIONS:
+            raise DecodeError(
+                f"unsupported wire version {version!r}; this library reads versions {SUPPORTED_VERSIONS} and writes {WIRE_VERSION}."
+            )
         if type(tag) is not int or tag not in TAGS:
             raise DecodeError(f"unknown message tag {tag!r}.")
         cls, spec = TAGS[tag]
+        if version == 1 and tag in _V1_REFUSED:
+            raise DecodeError(
+                f"a version-1 {cls.__name__} carries no seed commitment, which version {WIRE_VERSION} requires: "
+                "a version-1 peer cannot take part in this session (docs/wire-format.md)."
+            )
         if count != 2 + len(spec):
             raise DecodeError(f"{cls.__name__} has {len(spec)} fields, got {count - 2}.")
         values = {}
         for name, codec in spec:
+            if version == 1:
+                codec = _V1_CODECS.get(codec, codec)
             try:
                 values[name] = _DECODERS[codec](r, cfg)
             except DecodeError as exc:
                 raise DecodeError(f"{cls.__name__}.{name}: {exc}") from None
+            if isinstance(values[name], _RingVector):
+                values[name], values["bits"] = values[name].vector, values[name].bits
         r.finish()
     except (ValueError, msgpack.UnpackException, TypeError, OverflowError, RecursionError) as exc:
         if isinstance(exc, DecodeError):
             raise
         raise DecodeError(f"the bytes are not valid msgpack for this schema: {type(exc).__name__}.") from None
+    if cls is MaskedInput and "bits" not in values:  # version 1: whole words
+        values["bits"] = 8 * values["vector"].itemsize if cfg is None else cfg.bits
     return cls(**values)
+
+
+# [4-array, version 2, tag 5]: a masked input, the one large message.
+_PACKED_INPUT_PREFIX = bytes([0x94, WIRE_VERSION, 5])
+_BIN_HEADERS = {0xC4: 1, 0xC5: 2, 0xC6: 4}
+
+
+def _decode_packed_input(data: bytes, cfg) -> MaskedInput:
+    """``decode`` for a version-2 masked input, without copying its payload.
+
+    The same checks as the general path: the header (at most 40 bytes) goes
+    through a ``_Reader``; the payload is then a view of ``data`` itself, so
+    the decoded vector is a read-only view of the received bytes.
+    """
+    head = data[:40]
+    r = _Reader(head, len(data))
+    try:
+        r.array(exactly=4)
+        r.scalar(), r.scalar()  # version 2, tag 5: the prefix
+        try:
+            sender = _check_id(r.scalar(), cfg)
+        except DecodeError as exc:
+            raise DecodeError(f"MaskedInput.sender: {exc}") from None
+        r.array(exactly=3)
+        bits, length = r.scalar(), r.scalar()
+        at = r.tell()
+    except (ValueError, msgpack.UnpackException, TypeError, OverflowError, RecursionError) as exc:
+        if isinstance(exc, DecodeError):
+            raise
+        raise DecodeError(f"the bytes are not valid msgpack for this schema: {type(exc).__name__}.") from None
+    marker = data[at] if at < len(data) else None
+    width = _BIN_HEADERS.get(marker)
+    if width is None or at + 1 + width > len(data):
+        raise DecodeError("MaskedInput.vector: a vector's payload must be bytes.")
+    size = int.from_bytes(data[at + 1 : at + 1 + width], "big")
+    start = at + 1 + width
+    if start + size < len(data):
+        raise DecodeError("trailing bytes after the message.")
+    if start + size > len(data):
+        raise DecodeError("the bytes are not valid msgpack for this schema: the payload is truncated.")
+    try:
+        vector = _ring_vector(bits, length, memoryview(data)[start:], cfg)
+    except DecodeError as exc:
+        raise DecodeError(f"MaskedInput.vector: {exc}") from None
+    return MaskedInput(sender, vector, bits)
 
 
 class _Reader:
@@ -183,6 +288,9 @@ class _Reader:
     def scalar(self):
         return self._u.unpack()
 
+    def tell(self) -> int:
+        return self._u.tell()
+
     def finish(self) -> None:
         if self._u.tell() != self._size:
             raise DecodeError("trailing bytes after the message.")
@@ -193,7 +301,7 @@ _CONFIG_TAG = 32
 
 def masked_input_size(cfg) -> int:
     """The bytes of one client's ``MaskedInput`` under ``cfg`` (the largest client id), as ``encode`` writes it."""
-    return len(encode(MaskedInput(cfg.num_clients - 1, np.zeros(cfg.vector_length, dtype=cfg.dtype))))
+    return len(encode(MaskedInput(cfg.num_clients - 1, np.zeros(cfg.vector_length, dtype=cfg.dtype), cfg.bits)))
 
 
 def encode_config(cfg) -> bytes:
@@ -206,7 +314,7 @@ def encode_config(cfg) -> bytes:
         if f.name == "identities":
             value = list(value or ())  # always an array; empty means none
         values.append(value)
-    return msgpack.packb([WIRE_VERSION, _CONFIG_TAG, values], use_bin_type=True)
+    return msgpack.packb([_CONFIG_VERSION, _CONFIG_TAG, values], use_bin_type=True)
 
 
 def decode_config(data: bytes):
@@ -224,7 +332,7 @@ def decode_config(data: bytes):
     names = [f.name for f in fields(Config)]
     r = _Reader(data, len(data))
     try:
-        ok = r.array() == 3 and _is_int(r.scalar(), WIRE_VERSION) and _is_int(r.scalar(), _CONFIG_TAG) and r.array() == len(names)
+        ok = r.array() == 3 and _is_int(r.scalar(), _CONFIG_VERSION) and _is_int(r.scalar(), _CONFIG_TAG) and r.array() == len(names)
         if not ok:
             raise DecodeError("not a version-1 configuration message.")
         kwargs = {}
@@ -272,7 +380,7 @@ def encode_client_state(fields: dict) -> bytes:
         [[owner, a, b] for owner, (a, b) in sorted(f["shares"].items())],
         optional(f["survivors"], list),
     ]
-    return msgpack.packb([WIRE_VERSION, _STATE_TAG, body], use_bin_type=True)
+    return msgpack.packb([_STATE_VERSION, _STATE_TAG, body], use_bin_type=True)
 
 
 def decode_client_state(data: bytes, cfg) -> dict:
@@ -295,7 +403,7 @@ def decode_client_state(data: bytes, cfg) -> dict:
         return read() if count else None
 
     try:
-        if not (r.array() == 3 and _is_int(r.scalar(), WIRE_VERSION) and _is_int(r.scalar(), _STATE_TAG) and r.array() == len(_STATE_FIELDS)):
+        if not (r.array() == 3 and _is_int(r.scalar(), _STATE_VERSION) and _is_int(r.scalar(), _STATE_TAG) and r.array() == len(_STATE_FIELDS)):
             raise DecodeError("not a version-1 client state.")
         out = {"client_id": _check_id(r.scalar(), cfg)}
         rnd = r.scalar()
@@ -337,6 +445,7 @@ def _enc_vector(vector: np.ndarray):
     return [arr.itemsize, memoryview(arr.astype(arr.dtype.newbyteorder("<"), copy=False)).cast("B")]
 
 
+# "ring" (the masked input) has no entry: encode_parts writes it with the message's bits.
 _ENCODERS = {
     "id": int,
     "key": bytes,
@@ -429,7 +538,50 @@ def _dec_vector(r: _Reader, cfg) -> np.ndarray:
     return vec.astype(vec.dtype.newbyteorder("="), copy=False)
 
 
+def _dec_ring(r: _Reader, cfg):
+    """A packed ring vector ``[bits, length, bin]``, as a ``_RingVector``."""
+    r.array(exactly=3)
+    bits, length, payload = r.scalar(), r.scalar(), r.scalar()
+    if type(payload) is not bytes:
+        raise DecodeError("a vector's payload must be bytes.")
+    return _RingVector(_ring_vector(bits, length, payload, cfg), bits)
+
+
+def _ring_vector(bits, length, payload, cfg) -> np.ndarray:
+    """The checks of a packed vector's fields (``payload`` is bytes or a byte memoryview); the unpacked vector."""
+    if type(bits) is not int or not 1 <= bits <= ring.MAX_BITS:
+        raise DecodeError(f"a vector's bits is an int in 1..{ring.MAX_BITS}, got {bits!r}.")
+    if type(length) is not int or length < 0:
+        raise DecodeError(f"a vector's length is a non-negative int, got {length!r}.")
+    if cfg is not None:
+        if bits != cfg.bits:
+            raise DecodeError(f"this session's vectors are packed at {cfg.bits} bits, got {bits}.")
+        if length != cfg.vector_length:
+            raise DecodeError(f"this session's vectors have {cfg.vector_length} elements, got {length}.")
+    if len(payload) != ring.packed_size(length, bits):  # also bounds length by the bytes received
+        raise DecodeError(f"{length} elements of {bits} bits take {ring.packed_size(length, bits)} bytes, got {len(payload)}.")
+    try:
+        return ring.unpack(payload, bits, length)
+    except ValueError as exc:
+        raise DecodeError(str(exc)) from None
+
+
+class _RingVector:
+    """A decoded ring vector and its width, split into MaskedInput's two fields by ``decode``."""
+
+    __slots__ = ("vector", "bits")
+
+    def __init__(self, vector, bits):
+        self.vector, self.bits = vector, bits
+
+
+# Version 1 codecs that differ from version 2 (decode only).
+_V1_CODECS = {"ring": "vector"}
+# Version-1 messages without the seed commitment (AdvertiseKeys, ShareKeysRequest): never accepted.
+_V1_REFUSED = {1, 2}
+
 _DECODERS = {
+    "ring": _dec_ring,
     "id": lambda r, cfg: _check_id(r.scalar(), cfg),
     "key": lambda r, cfg: _check_bytes(r.scalar(), _KEY),
     "sig": lambda r, cfg: _check_sig(r.scalar()),

@@ -62,6 +62,18 @@ extern const ls_kernel ls_chacha_avx512; /* 16 blocks in parallel */
 size_t ls_quantize_into(const double *values, const double *uniforms, void *out, int w64, size_t n,
                         double clip, double scale, double levels, uint64_t weight);
 
+/* The quantisation step of the fused pipeline (quantize.c): as ls_quantize_into on float32
+ * (f32 = 1) or float64 values, with uniforms[i] = uw[i] * 2^-32; adds the number of
+ * NaN/infinite values to *nonfinite; returns how many values were clipped. */
+size_t ls_quantize_words(const void *values, int f32, const uint32_t *uw, void *out, int w64, size_t n,
+                         double clip, double scale, double levels, uint64_t weight, size_t *nonfinite);
+
+/* Packing at b bits per element (pack.c): out gets ceil(n * bits / 8) bytes; returns
+ * nonzero when some element was >= 2^bits (its high bits are dropped).  unpack reads
+ * ceil(n * bits / 8) = nbytes bytes and ignores the pad bits. */
+int ls_pack_bits(const void *words, int w64, size_t n, unsigned bits, uint8_t *out);
+void ls_unpack_bits(const uint8_t *in, size_t nbytes, unsigned bits, size_t n, void *words, int w64);
+
 /* CPU feature probes (speedups.c). */
 int ls_cpu_has(const char *feature);
 

@@ -2,6 +2,9 @@
  *
  * add_masks(vector, keys, signs, suite, offset, threads) -> None
  * quantize_into(values, uniforms, out, clip, scale, levels, weight) -> int (quantize.c)
+ * encode_masked(values, out, bits, clip, scale, levels, weight, round_key, keys, signs,
+ *               suite, threads) -> (clipped, nonfinite): quantise + mask + reduce, fused
+ * pack_bits(words, bits, out), unpack_bits(data, bits, out) (pack.c)
  *
  * In place, for each key k: vector[i] += sign_k * word_k[offset + i] (mod 2^w),
  * word_k being the little-endian reading of the suite keystream under keys[k].
@@ -243,11 +246,134 @@ static void run_job(const job_t *job, size_t n, long threads)
     run_part(job, 0, n);
 }
 
+/* ---- the fused client pipeline (encode_masked) -------------------------- */
+
+typedef struct {
+    job_t masks;           /* the mask keys over the out words (offset 0) */
+    job_t round;           /* the rounding key over 32-bit words (offset 0) */
+    const void *values;
+    int f32;
+    size_t m;              /* values; out[m:] holds extra ring elements */
+    double clip, scale, levels;
+    uint64_t weight;
+    uint64_t ring_mask;    /* 2^bits - 1 */
+} fused_t;
+
+typedef struct {
+    const fused_t *f;
+    size_t e0, e1;
+    size_t clipped, nonfinite;
+} fused_part_t;
+
+/* Elements [e0, e1): per 16 KiB piece of the out words, the rounding
+ * keystream into an L1 scratch, quantise into the piece, every mask key onto
+ * it, reduce mod 2^bits; so each value and out word is touched once. */
+static void fused_part(fused_part_t *part)
+{
+    const fused_t *f = part->f;
+    const size_t isz = f->masks.itemsize;
+    const int w64 = f->masks.w64;
+    uint32_t uw[CHUNK_BYTES / 4] __attribute__((aligned(64)));
+    size_t e = part->e0;
+    while (e < part->e1) {
+        size_t stop = ((e * isz) | (CHUNK_BYTES - 1)) + 1; /* the piece ends on a CHUNK_BYTES boundary */
+        size_t eb = stop / isz < part->e1 ? stop / isz : part->e1;
+        uint8_t *v = f->masks.data + e * isz;
+        size_t qend = eb < f->m ? eb : f->m;
+        if (qend > e) {
+            size_t qn = qend - e;
+            memset(uw, 0, qn * 4);
+            apply_range(&f->round, f->round.keys, 0, e * 4, qend * 4, (uint8_t *)uw);
+            const void *x = f->f32 ? (const void *)((const float *)f->values + e) : (const void *)((const double *)f->values + e);
+            part->clipped += ls_quantize_words(x, f->f32, uw, v, w64, qn, f->clip, f->scale, f->levels, f->weight,
+                                               &part->nonfinite);
+        }
+        for (size_t k = 0; k < f->masks.nkeys; k++)
+            apply_range(&f->masks, f->masks.keys + k * f->masks.key_stride, f->masks.signs[k] < 0, e * isz, eb * isz, v);
+        if (w64 && f->ring_mask != ~(uint64_t)0) {
+            for (size_t i = 0; i < eb - e; i++)
+                ((uint64_t *)v)[i] &= f->ring_mask;
+        } else if (!w64 && f->ring_mask != 0xffffffffu) {
+            for (size_t i = 0; i < eb - e; i++)
+                ((uint32_t *)v)[i] &= (uint32_t)f->ring_mask;
+        }
+        e = eb;
+    }
+    memset(uw, 0, sizeof uw); /* rounding keystream: not a secret the server sees, but private */
+}
+
+#if LS_HAVE_PTHREADS
+static void *fused_main(void *arg)
+{
+    fused_part((fused_part_t *)arg);
+    return NULL;
+}
+#endif
+
+/* Splits [0, n) like run_job (1 KiB boundaries of the out words); returns the sums of the parts' counts. */
+static void run_fused(const fused_t *f, size_t n, long threads, size_t *clipped, size_t *nonfinite)
+{
+    size_t parts = (size_t)threads;
+    if (parts > n / MIN_ELEMS_PER_THREAD)
+        parts = n / MIN_ELEMS_PER_THREAD;
+    if (parts > MAX_THREADS)
+        parts = MAX_THREADS;
+    if (parts < 1)
+        parts = 1;
+    fused_part_t pt[MAX_THREADS];
+    size_t prev = 0;
+    for (size_t i = 0; i < parts; i++) {
+        size_t e1 = n;
+        if (i + 1 < parts) {
+            size_t pos = (size_t)((unsigned __int128)n * (i + 1) / parts) * f->masks.itemsize;
+            e1 = (pos & ~(size_t)1023) / f->masks.itemsize;
+            if (e1 < prev) e1 = prev;
+        }
+        pt[i] = (fused_part_t){f, prev, e1, 0, 0};
+        prev = e1;
+    }
+#if LS_HAVE_PTHREADS
+    pthread_t tid[MAX_THREADS];
+    int started[MAX_THREADS] = {0};
+    for (size_t i = 1; i < parts; i++)
+        started[i] = pthread_create(&tid[i], NULL, fused_main, &pt[i]) == 0;
+    fused_part(&pt[0]);
+    for (size_t i = 1; i < parts; i++) {
+        if (started[i])
+            pthread_join(tid[i], NULL);
+        else
+            fused_part(&pt[i]);
+    }
+#else
+    for (size_t i = 0; i < parts; i++)
+        fused_part(&pt[i]);
+#endif
+    for (size_t i = 0; i < parts; i++) {
+        *clipped += pt[i].clipped;
+        *nonfinite += pt[i].nonfinite;
+    }
+}
+
 /* ---- argument checking -------------------------------------------------- */
 
 typedef struct {
     PyObject *native_add_masks; /* lepton_secagg._kernels._native.add_masks, lazily */
 } module_state;
+
+/* lepton_secagg._kernels._native.<name>(*args): the numpy kernel, for suites without a C pipeline. */
+static PyObject *call_native_function(const char *name, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *mod = PyImport_ImportModule("lepton_secagg._kernels._native");
+    if (mod == NULL)
+        return NULL;
+    PyObject *fn = PyObject_GetAttrString(mod, name);
+    Py_DECREF(mod);
+    if (fn == NULL)
+        return NULL;
+    PyObject *res = PyObject_Vectorcall(fn, args, nargs, NULL);
+    Py_DECREF(fn);
+    return res;
+}
 
 static int format_is_unsigned(const char *fmt)
 {
@@ -314,6 +440,97 @@ static PyObject *call_native(PyObject *module, PyObject *const *args, Py_ssize_t
     Py_RETURN_NONE;
 }
 
+/* The suite name: SUITE_AES / SUITE_CHACHA and its key size; -1 with ValueError set. */
+static int parse_suite(PyObject *suite_obj, size_t *key_size)
+{
+    if (PyUnicode_Check(suite_obj) && PyUnicode_CompareWithASCIIString(suite_obj, "aes128ctr") == 0) {
+        *key_size = 16;
+        return SUITE_AES;
+    }
+    if (PyUnicode_Check(suite_obj) && PyUnicode_CompareWithASCIIString(suite_obj, "chacha20") == 0) {
+        *key_size = 32;
+        return SUITE_CHACHA;
+    }
+    PyErr_Format(PyExc_ValueError, "unknown PRG suite %R; choose one of ['aes128ctr', 'chacha20'].", suite_obj);
+    return -1;
+}
+
+/* threads >= 1 (capped at MAX_THREADS); 0 with ValueError set. */
+static long parse_threads(PyObject *threads_obj)
+{
+    if (!PyLong_Check(threads_obj) || PyBool_Check(threads_obj)) {
+        PyErr_Format(PyExc_ValueError, "threads must be a positive int, got %R.", threads_obj);
+        return 0;
+    }
+    int overflow = 0;
+    long threads = PyLong_AsLongAndOverflow(threads_obj, &overflow);
+    if (threads == -1 && PyErr_Occurred())
+        return 0;
+    if (overflow > 0)
+        threads = MAX_THREADS;
+    if (overflow < 0 || threads < 1) {
+        PyErr_Format(PyExc_ValueError, "threads must be a positive int, got %R.", threads_obj);
+        return 0;
+    }
+    return threads;
+}
+
+/* Copies the keys (each key_size bytes) into *raw_keys and the +1/-1 signs into
+ * *sign_arr (both PyMem_Malloc'ed; the caller wipes and frees them); returns the
+ * number of keys, or -1 with an exception set and both left NULL. */
+static Py_ssize_t parse_keys(PyObject *keys_seq, PyObject *signs_seq, int suite, size_t key_size,
+                             uint8_t **raw_keys, int8_t **sign_arr)
+{
+    Py_ssize_t nkeys = PySequence_Fast_GET_SIZE(keys_seq);
+    *raw_keys = NULL;
+    *sign_arr = NULL;
+    if (PySequence_Fast_GET_SIZE(signs_seq) != nkeys) {
+        PyErr_Format(PyExc_ValueError, "got %zd keys but %zd signs.", nkeys, PySequence_Fast_GET_SIZE(signs_seq));
+        return -1;
+    }
+    *raw_keys = (uint8_t *)PyMem_Malloc(nkeys ? (size_t)nkeys * key_size : 1);
+    *sign_arr = (int8_t *)PyMem_Malloc(nkeys ? (size_t)nkeys : 1);
+    if (*raw_keys == NULL || *sign_arr == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    for (Py_ssize_t i = 0; i < nkeys; i++) {
+        PyObject *key = PySequence_Fast_GET_ITEM(keys_seq, i);
+        const char *kb;
+        Py_ssize_t klen;
+        if (PyBytes_Check(key)) {
+            kb = PyBytes_AS_STRING(key);
+            klen = PyBytes_GET_SIZE(key);
+        } else if (PyByteArray_Check(key)) {
+            kb = PyByteArray_AS_STRING(key);
+            klen = PyByteArray_GET_SIZE(key);
+        } else {
+            PyErr_Format(PyExc_TypeError, "keys must be bytes, not %.100s.", Py_TYPE(key)->tp_name);
+            goto fail;
+        }
+        if ((size_t)klen != key_size) {
+            PyErr_Format(PyExc_ValueError, "a %s key is %zu bytes, got %zd.",
+                         suite == SUITE_AES ? "aes128ctr" : "chacha20", key_size, klen);
+            goto fail;
+        }
+        memcpy(*raw_keys + (size_t)i * key_size, kb, key_size);
+        int s = parse_sign(PySequence_Fast_GET_ITEM(signs_seq, i));
+        if (s == 0)
+            goto fail;
+        (*sign_arr)[i] = (int8_t)s;
+    }
+    return nkeys;
+fail:
+    if (*raw_keys != NULL) {
+        memset(*raw_keys, 0, nkeys ? (size_t)nkeys * key_size : 1);
+        PyMem_Free(*raw_keys);
+    }
+    PyMem_Free(*sign_arr);
+    *raw_keys = NULL;
+    *sign_arr = NULL;
+    return -1;
+}
+
 static PyObject *add_masks(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 6) {
@@ -325,19 +542,10 @@ static PyObject *add_masks(PyObject *module, PyObject *const *args, Py_ssize_t n
     PyObject *vector = args[0], *keys = args[1], *signs = args[2], *suite_obj = args[3];
     PyObject *offset_obj = args[4], *threads_obj = args[5];
 
-    /* suite */
-    int suite;
     size_t key_size;
-    if (PyUnicode_Check(suite_obj) && PyUnicode_CompareWithASCIIString(suite_obj, "aes128ctr") == 0) {
-        suite = SUITE_AES;
-        key_size = 16;
-    } else if (PyUnicode_Check(suite_obj) && PyUnicode_CompareWithASCIIString(suite_obj, "chacha20") == 0) {
-        suite = SUITE_CHACHA;
-        key_size = 32;
-    } else {
-        PyErr_Format(PyExc_ValueError, "unknown PRG suite %R; choose one of ['aes128ctr', 'chacha20'].", suite_obj);
+    int suite = parse_suite(suite_obj, &key_size);
+    if (suite < 0)
         return NULL;
-    }
 
     /* offset, threads */
     if (!PyLong_Check(offset_obj) || PyBool_Check(offset_obj)) {
@@ -350,20 +558,9 @@ static PyObject *add_masks(PyObject *module, PyObject *const *args, Py_ssize_t n
         PyErr_Format(PyExc_ValueError, "offset must be a non-negative int below 2**64, got %R.", offset_obj);
         return NULL;
     }
-    if (!PyLong_Check(threads_obj) || PyBool_Check(threads_obj)) {
-        PyErr_Format(PyExc_ValueError, "threads must be a positive int, got %R.", threads_obj);
+    long threads = parse_threads(threads_obj);
+    if (threads == 0)
         return NULL;
-    }
-    int overflow = 0;
-    long threads = PyLong_AsLongAndOverflow(threads_obj, &overflow);
-    if (threads == -1 && PyErr_Occurred())
-        return NULL;
-    if (overflow > 0)
-        threads = MAX_THREADS;
-    if (overflow < 0 || threads < 1) {
-        PyErr_Format(PyExc_ValueError, "threads must be a positive int, got %R.", threads_obj);
-        return NULL;
-    }
 
     /* keys, signs */
     PyObject *keys_seq = PySequence_Fast(keys, "keys must be a sequence of bytes.");
@@ -380,42 +577,9 @@ static PyObject *add_masks(PyObject *module, PyObject *const *args, Py_ssize_t n
     Py_buffer view;
     int have_view = 0;
 
-    Py_ssize_t nkeys = PySequence_Fast_GET_SIZE(keys_seq);
-    if (PySequence_Fast_GET_SIZE(signs_seq) != nkeys) {
-        PyErr_Format(PyExc_ValueError, "got %zd keys but %zd signs.", nkeys, PySequence_Fast_GET_SIZE(signs_seq));
+    Py_ssize_t nkeys = parse_keys(keys_seq, signs_seq, suite, key_size, &raw_keys, &sign_arr);
+    if (nkeys < 0)
         goto done;
-    }
-    raw_keys = (uint8_t *)PyMem_Malloc(nkeys ? (size_t)nkeys * key_size : 1);
-    sign_arr = (int8_t *)PyMem_Malloc(nkeys ? (size_t)nkeys : 1);
-    if (raw_keys == NULL || sign_arr == NULL) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    for (Py_ssize_t i = 0; i < nkeys; i++) {
-        PyObject *key = PySequence_Fast_GET_ITEM(keys_seq, i);
-        const char *kb;
-        Py_ssize_t klen;
-        if (PyBytes_Check(key)) {
-            kb = PyBytes_AS_STRING(key);
-            klen = PyBytes_GET_SIZE(key);
-        } else if (PyByteArray_Check(key)) {
-            kb = PyByteArray_AS_STRING(key);
-            klen = PyByteArray_GET_SIZE(key);
-        } else {
-            PyErr_Format(PyExc_TypeError, "keys must be bytes, not %.100s.", Py_TYPE(key)->tp_name);
-            goto done;
-        }
-        if ((size_t)klen != key_size) {
-            PyErr_Format(PyExc_ValueError, "a %s key is %zu bytes, got %zd.",
-                         suite == SUITE_AES ? "aes128ctr" : "chacha20", key_size, klen);
-            goto done;
-        }
-        memcpy(raw_keys + (size_t)i * key_size, kb, key_size);
-        int s = parse_sign(PySequence_Fast_GET_ITEM(signs_seq, i));
-        if (s == 0)
-            goto done;
-        sign_arr[i] = (int8_t)s;
-    }
 
     /* vector */
     if (PyObject_GetBuffer(vector, &view, PyBUF_RECORDS_RO) < 0) {
@@ -507,7 +671,7 @@ done:
     if (have_view)
         PyBuffer_Release(&view);
     if (raw_keys != NULL) {
-        memset(raw_keys, 0, nkeys ? (size_t)nkeys * key_size : 1);
+        memset(raw_keys, 0, nkeys > 0 ? (size_t)nkeys * key_size : 1);
         PyMem_Free(raw_keys);
     }
     PyMem_Free(sign_arr);
@@ -643,6 +807,241 @@ done:
     return result;
 }
 
+/* ---- encode_masked, pack_bits, unpack_bits ------------------------------ */
+
+static int format_is_float(const char *fmt)
+{
+    if (fmt == NULL)
+        return 0;
+    if (*fmt == '@' || *fmt == '=' || *fmt == '<')
+        fmt++;
+    return fmt[0] == 'f' && fmt[1] == '\0';
+}
+
+/* bits in 1..64; 0 with ValueError set. */
+static unsigned parse_bits(PyObject *obj)
+{
+    long bits = PyLong_Check(obj) && !PyBool_Check(obj) ? PyLong_AsLong(obj) : -1;
+    if (bits < 1 || bits > 64) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError, "bits must be an int in 1..64, got %R.", obj);
+        return 0;
+    }
+    return (unsigned)bits;
+}
+
+static PyObject *encode_masked(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 12) {
+        PyErr_Format(PyExc_TypeError,
+                     "encode_masked() takes 12 positional arguments (values, out, bits, clip, scale, levels, weight, "
+                     "round_key, keys, signs, suite, threads), got %zd.", nargs);
+        return NULL;
+    }
+    unsigned bits = parse_bits(args[2]);
+    if (bits == 0)
+        return NULL;
+    if (!PyFloat_Check(args[3]) || !PyFloat_Check(args[4])) {
+        PyErr_SetString(PyExc_TypeError, "clip and scale must be floats.");
+        return NULL;
+    }
+    double clip = PyFloat_AS_DOUBLE(args[3]), scale = PyFloat_AS_DOUBLE(args[4]);
+    if (!PyLong_Check(args[5]) || PyBool_Check(args[5]) || !PyLong_Check(args[6]) || PyBool_Check(args[6])) {
+        PyErr_SetString(PyExc_TypeError, "levels and weight must be ints.");
+        return NULL;
+    }
+    unsigned long long levels = PyLong_AsUnsignedLongLong(args[5]);
+    if ((levels == (unsigned long long)-1 && PyErr_Occurred()) || levels < 1 || levels > (1ULL << 63)) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError, "levels must be an int in 1..2**63, got %R.", args[5]);
+        return NULL;
+    }
+    unsigned long long weight = PyLong_AsUnsignedLongLong(args[6]);
+    if (weight == (unsigned long long)-1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError, "weight must be an int in 0..2**64-1, got %R.", args[6]);
+        return NULL;
+    }
+    size_t key_size;
+    int suite = parse_suite(args[10], &key_size);
+    if (suite < 0)
+        return NULL;
+    long threads = parse_threads(args[11]);
+    if (threads == 0)
+        return NULL;
+    if (!PyBytes_Check(args[7]) || (size_t)PyBytes_GET_SIZE(args[7]) != key_size) {
+        PyErr_Format(PyExc_ValueError, "round_key must be %zu bytes.", key_size);
+        return NULL;
+    }
+    const ls_kernel *kernel = suite == SUITE_AES ? aes_kernel : chacha_kernel;
+    if (kernel == NULL) /* no AES-NI: the numpy kernel, never a table AES */
+        return call_native_function("encode_masked", args, nargs);
+
+    PyObject *keys_seq = PySequence_Fast(args[8], "keys must be a sequence of bytes.");
+    if (keys_seq == NULL)
+        return NULL;
+    PyObject *signs_seq = PySequence_Fast(args[9], "signs must be a sequence of +1/-1 ints.");
+    if (signs_seq == NULL) {
+        Py_DECREF(keys_seq);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    uint8_t *raw_keys = NULL, *expanded = NULL;
+    int8_t *sign_arr = NULL;
+    Py_buffer vv, ov;
+    int have_v = 0, have_o = 0;
+    Py_ssize_t nkeys = parse_keys(keys_seq, signs_seq, suite, key_size, &raw_keys, &sign_arr);
+    if (nkeys < 0)
+        goto done;
+    if (!get_array_view(args[0], &vv, "values", 0))
+        goto done;
+    have_v = 1;
+    if (!get_array_view(args[1], &ov, "out", 1))
+        goto done;
+    have_o = 1;
+    int f32 = vv.itemsize == 4 && format_is_float(vv.format);
+    if (!f32 && !(vv.itemsize == 8 && format_is_double(vv.format))) {
+        PyErr_Format(PyExc_TypeError, "values must hold native float32 or float64, got format %s.",
+                     vv.format ? vv.format : "B");
+        goto done;
+    }
+    int w64 = bits > 32;
+    if (ov.itemsize != (w64 ? 8 : 4) || !format_is_unsigned(ov.format)) {
+        PyErr_Format(PyExc_TypeError, "out must hold native %s words for %u-bit rings.", w64 ? "uint64" : "uint32", bits);
+        goto done;
+    }
+    size_t m = (size_t)(vv.len / vv.itemsize), n = (size_t)(ov.len / ov.itemsize);
+    if (n < m) {
+        PyErr_Format(PyExc_ValueError, "out has %zu words, fewer than the %zu values.", n, m);
+        goto done;
+    }
+    if ((unsigned __int128)n * ov.itemsize > (suite == SUITE_AES ? (unsigned __int128)1 << 64 : (unsigned __int128)64 << 32)) {
+        PyErr_SetString(PyExc_ValueError, "the vector runs past the end of the mask stream.");
+        goto done;
+    }
+    size_t stride = suite == SUITE_AES ? LS_AES_KEY_BYTES : LS_CHACHA_KEY_BYTES;
+    expanded = (uint8_t *)PyMem_RawMalloc((size_t)(nkeys + 1) * stride + 64);
+    if (expanded == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    uint8_t *ek = (uint8_t *)(((uintptr_t)expanded + 63) & ~(uintptr_t)63);
+    unsigned bshift = suite == SUITE_AES ? 4u : 6u;
+    fused_t f = {
+        {kernel, ek + stride, stride, sign_arr, (size_t)nkeys, (uint8_t *)ov.buf, 0, 0, w64, (size_t)ov.itemsize, bshift},
+        {kernel, ek, stride, NULL, 1, NULL, 0, 0, 0, 4, bshift},
+        vv.buf, f32, m, clip, scale, (double)levels, (uint64_t)weight,
+        bits == 64 ? ~(uint64_t)0 : (((uint64_t)1 << bits) - 1),
+    };
+    const uint8_t *round_key = (const uint8_t *)PyBytes_AS_STRING(args[7]);
+    size_t clipped = 0, nonfinite = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = -1; i < nkeys; i++) {
+        const uint8_t *raw = i < 0 ? round_key : raw_keys + (size_t)i * key_size;
+        if (suite == SUITE_AES)
+            ls_aes128_expand(raw, ek + (size_t)(i + 1) * stride);
+        else
+            ls_chacha_setup(raw, ek + (size_t)(i + 1) * stride);
+    }
+    run_fused(&f, n, threads, &clipped, &nonfinite);
+    memset(expanded, 0, (size_t)(nkeys + 1) * stride + 64);
+    Py_END_ALLOW_THREADS
+    result = Py_BuildValue("(nn)", (Py_ssize_t)clipped, (Py_ssize_t)nonfinite);
+
+done:
+    if (have_v)
+        PyBuffer_Release(&vv);
+    if (have_o)
+        PyBuffer_Release(&ov);
+    if (raw_keys != NULL) {
+        memset(raw_keys, 0, nkeys > 0 ? (size_t)nkeys * key_size : 1);
+        PyMem_Free(raw_keys);
+    }
+    PyMem_Free(sign_arr);
+    PyMem_RawFree(expanded);
+    Py_DECREF(keys_seq);
+    Py_DECREF(signs_seq);
+    return result;
+}
+
+/* The checks of _native._check_pack_args; fills the views (released by the caller on success). */
+static int pack_views(PyObject *const *args, Py_buffer *wv, Py_buffer *bv, unsigned *bits, int words_writable)
+{
+    *bits = parse_bits(args[1]);
+    if (*bits == 0)
+        return 0;
+    if (!get_array_view(args[0], wv, words_writable ? "out" : "words", words_writable))
+        return 0;
+    if (!get_array_view(args[2], bv, "the packed bytes", !words_writable)) {
+        PyBuffer_Release(wv);
+        return 0;
+    }
+    const char *err = NULL;
+    if ((wv->itemsize != 4 && wv->itemsize != 8) || !format_is_unsigned(wv->format))
+        err = "the words must be a uint32 or uint64 numpy array.";
+    else if (bv->itemsize != 1 || (bv->format != NULL && strcmp(bv->format, "B") != 0))
+        err = "the packed bytes must be a uint8 numpy array.";
+    if (err != NULL) {
+        PyErr_SetString(PyExc_TypeError, err);
+    } else if (*bits > 8 * (unsigned)wv->itemsize) {
+        PyErr_Format(PyExc_ValueError, "%u-bit elements do not fit %zd-byte words.", *bits, wv->itemsize);
+    } else {
+        size_t n = (size_t)(wv->len / wv->itemsize);
+        size_t need = (size_t)(((unsigned __int128)n * *bits + 7) / 8);
+        if ((size_t)bv->len == need)
+            return 1;
+        PyErr_Format(PyExc_ValueError, "%zu elements of %u bits take %zu bytes, got %zd.", n, *bits, need, bv->len);
+    }
+    PyBuffer_Release(wv);
+    PyBuffer_Release(bv);
+    return 0;
+}
+
+static PyObject *pack_bits(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "pack_bits() takes 3 positional arguments (words, bits, out), got %zd.", nargs);
+        return NULL;
+    }
+    Py_buffer wv, bv;
+    unsigned bits;
+    if (!pack_views(args, &wv, &bv, &bits, 0))
+        return NULL;
+    int over;
+    Py_BEGIN_ALLOW_THREADS
+    over = ls_pack_bits(wv.buf, wv.itemsize == 8, (size_t)(wv.len / wv.itemsize), bits, (uint8_t *)bv.buf);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&wv);
+    PyBuffer_Release(&bv);
+    if (over) {
+        PyErr_Format(PyExc_ValueError, "an element is >= 2^%u; reduce the vector mod 2^%u before packing.", bits, bits);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *unpack_bits(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "unpack_bits() takes 3 positional arguments (data, bits, out), got %zd.", nargs);
+        return NULL;
+    }
+    PyObject *swapped[3] = {args[2], args[1], args[0]}; /* pack_views wants (words, bits, bytes) */
+    Py_buffer wv, bv;
+    unsigned bits;
+    if (!pack_views(swapped, &wv, &bv, &bits, 1))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    ls_unpack_bits((const uint8_t *)bv.buf, (size_t)bv.len, bits, (size_t)(wv.len / wv.itemsize), wv.buf, wv.itemsize == 8);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&wv);
+    PyBuffer_Release(&bv);
+    Py_RETURN_NONE;
+}
+
 /* ---- private helpers for tests and benchmarks --------------------------- */
 
 static PyObject *kernel_names(PyObject *module, PyObject *unused)
@@ -750,7 +1149,15 @@ PyDoc_STRVAR(quantize_into_doc,
 "how many values were clipped.  values and uniforms are C-contiguous float64 buffers,\n"
 "out a writable C-contiguous uint32/uint64 buffer of the same length.  The GIL is released.");
 
+PyDoc_STRVAR(encode_masked_doc,
+"encode_masked(values, out, bits, clip, scale, levels, weight, round_key, keys, signs, suite, threads)\n--\n\n"
+"The fused client pipeline: quantise values (stochastic rounding from the round_key keystream),\n"
+"add every mask, reduce mod 2^bits, into out; returns (clipped, nonfinite).  See _speedups.pyi.");
+
 static PyMethodDef methods[] = {
+    {"encode_masked", (PyCFunction)(void (*)(void))encode_masked, METH_FASTCALL, encode_masked_doc},
+    {"pack_bits", (PyCFunction)(void (*)(void))pack_bits, METH_FASTCALL, "pack_bits(words, bits, out): see _speedups.pyi."},
+    {"unpack_bits", (PyCFunction)(void (*)(void))unpack_bits, METH_FASTCALL, "unpack_bits(data, bits, out): see _speedups.pyi."},
     {"add_masks", (PyCFunction)(void (*)(void))add_masks, METH_FASTCALL, add_masks_doc},
     {"quantize_into", (PyCFunction)(void (*)(void))quantize_into, METH_FASTCALL, quantize_into_doc},
     {"_kernels", kernel_names, METH_NOARGS, "The kernel used per suite (private; for tests and benchmarks)."},

@@ -40,13 +40,16 @@ _BACKENDS = [
 
 @pytest.fixture(scope="session", autouse=True, params=_BACKENDS)
 def kernel_backend(request):
-    """Patch the masking and quantisation kernels for the whole session; yields the backend module."""
+    """Patch every kernel (``kernels.NAMES``) for the whole session; yields the backend module."""
     module = request.param
-    saved = kernels.add_masks, kernels.quantize_into, kernels.field_transform, kernels.field_dot
-    kernels.add_masks = module.add_masks
-    kernels.quantize_into = module.quantize_into
+    saved = {name: getattr(kernels, name) for name in kernels.NAMES}
+    for name in kernels.NAMES:
+        setattr(kernels, name, getattr(module, name))
+    saved_field = kernels.field_transform, kernels.field_dot
     kernels.field_transform, kernels.field_dot = _FIELD["python"] if module is _native else _FIELD.get("c", _FIELD["python"])
     try:
         yield module
     finally:
-        kernels.add_masks, kernels.quantize_into, kernels.field_transform, kernels.field_dot = saved
+        for name, value in saved.items():
+            setattr(kernels, name, value)
+        kernels.field_transform, kernels.field_dot = saved_field

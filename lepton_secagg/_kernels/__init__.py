@@ -1,4 +1,4 @@
-"""Masking and quantisation kernels: C when it was built, numpy otherwise; chosen once at import.
+"""Masking, quantisation, packing and fused client kernels: C when it was built, numpy otherwise; chosen once at import.
 
 ``BACKEND`` is ``"c"`` or ``"python"``.  ``LEPTON_SECAGG_PUREPYTHON=1`` in the
 environment forces the numpy kernel.  ``_speedups.pyi`` is the contract the C
@@ -11,18 +11,25 @@ import os
 
 from . import _native
 
-if os.environ.get("LEPTON_SECAGG_PUREPYTHON"):
-    add_masks = _native.add_masks
-    quantize_into = _native.quantize_into
-    BACKEND = "python"
-else:
-    try:
-        from ._speedups import add_masks, quantize_into
-        BACKEND = "c"
-    except ImportError:
-        add_masks = _native.add_masks
-        quantize_into = _native.quantize_into
-        BACKEND = "python"
+NAMES = ("add_masks", "quantize_into", "encode_masked", "pack_bits", "unpack_bits")
+
+
+def _select():
+    if not os.environ.get("LEPTON_SECAGG_PUREPYTHON"):
+        try:
+            from . import _speedups
+            return _speedups, "c"
+        except ImportError:
+            pass
+    return _native, "python"
+
+
+_module, BACKEND = _select()
+add_masks = _module.add_masks
+quantize_into = _module.quantize_into
+encode_masked = _module.encode_masked
+pack_bits = _module.pack_bits
+unpack_bits = _module.unpack_bits
 
 # The Prio3 field kernels are a second extension (src_ext/field/); chosen the same way.
 if os.environ.get("LEPTON_SECAGG_PUREPYTHON"):
@@ -34,4 +41,4 @@ else:
     except ImportError:
         field_transform, field_dot, FIELD_BACKEND = _native.field_transform, _native.field_dot, "python"
 
-__all__ = ["BACKEND", "FIELD_BACKEND", "add_masks", "quantize_into", "field_transform", "field_dot"]
+__all__ = ["BACKEND", "FIELD_BACKEND", "NAMES", *NAMES, "field_transform", "field_dot"]

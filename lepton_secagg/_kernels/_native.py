@@ -10,12 +10,18 @@ one reused buffer, so a whole mask is never materialised.
 ``quantize_into``: the quantisation steps of ``hazmat.quantize``, in place
 into ``out``; the C kernel (src_ext/quantize.c) performs the same IEEE double
 operations in the same order, so the two are bit-identical.
+
+``pack_bits`` / ``unpack_bits``: ring elements of width b (1..64) as a
+little-endian bit string, element i in bits [i b, (i + 1) b).
+
+``encode_masked``: the fused client pipeline, quantise then mask then reduce
+mod 2^b, written here as the composition of the kernels above.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..hazmat.prg import keystream_into
+from ..hazmat.prg import keystream, keystream_into
 
 _CHUNK_BYTES = 1 << 20
 
@@ -62,6 +68,100 @@ def quantize_into(values, uniforms, out, clip, scale, levels, weight):
     np.minimum(q, levels, out=q)
     np.multiply(q.astype(np.uint64), np.uint64(weight), out=out, casting="unsafe")  # wraps mod 2^64, then truncates
     return clipped
+
+
+def pack_bits(words, bits, out):
+    """``out`` = the elements of ``words`` at ``bits`` bits each, little-endian bit order.
+
+    Bit j of the packed string is bit ``j % 8`` of byte ``j // 8``; element i
+    occupies bits ``i*bits .. (i+1)*bits - 1``; the pad bits of the last byte
+    are 0.  ``words`` is a C-contiguous uint32/uint64 array, ``out`` a writable
+    uint8 array of exactly ``ceil(len(words) * bits / 8)`` bytes.  ValueError
+    when an element is >= 2^bits (nothing meaningful is written then).
+    """
+    words, out = _check_pack_args(words, bits, out, "words")
+    if words.size and bits < 64 and int(words.max()) >> bits:
+        raise ValueError(f"an element is >= 2^{bits}; reduce the vector mod 2^{bits} before packing.")
+    # Eight elements fill exactly `bits` bytes, so chunks of a multiple of 8 elements pack independently.
+    step = 8 * 1024
+    shifts = np.arange(bits, dtype=np.uint64)
+    for start in range(0, words.size, step):
+        chunk = words[start : start + step].astype(np.uint64)
+        planes = ((chunk[:, None] >> shifts) & np.uint64(1)).astype(np.uint8)  # (k, bits), least significant first
+        packed = np.packbits(planes.reshape(-1), bitorder="little")
+        first = start * bits // 8
+        out[first : first + packed.size] = packed
+
+
+def unpack_bits(data, bits, out):
+    """The inverse of ``pack_bits``: ``out[i]`` = bits ``i*bits .. (i+1)*bits - 1`` of ``data``.
+
+    ``data`` is a C-contiguous uint8 array of ``ceil(len(out) * bits / 8)``
+    bytes; the pad bits are ignored (callers check them).
+    """
+    out, data = _check_pack_args(out, bits, data, "out", writable_words=True, writable_bytes=False)
+    step = 8 * 1024
+    weights = np.uint64(1) << np.arange(bits, dtype=np.uint64)
+    for start in range(0, out.size, step):
+        count = min(step, out.size - start)
+        first = start * bits // 8
+        planes = np.unpackbits(data[first : first + -(-count * bits // 8)], bitorder="little")[: count * bits]
+        values = planes.reshape(count, bits).astype(np.uint64) * weights  # one set bit per product: no carries
+        out[start : start + count] = np.bitwise_or.reduce(values, axis=1)
+
+
+def encode_masked(values, out, bits, clip, scale, levels, weight, round_key, keys, signs, suite, threads):
+    """The fused client pipeline; returns ``(clipped, nonfinite)``.
+
+    With ``m = len(values)`` and ``out`` holding ``n >= m`` ring words
+    (uint32 for bits <= 32, else uint64; ``out[m:]`` holds extra ring
+    elements on entry, e.g. a weight slot):
+
+    1. ``u[i] = r[i] * 2^-32`` where ``r`` is the ``suite`` keystream under
+       ``round_key`` read as little-endian uint32 words (one per value);
+    2. ``out[:m] = quantize_into(float64(values), u, ...)`` (see above);
+    3. ``add_masks(out, keys, signs, suite, offset 0)``;
+    4. ``out &= 2^bits - 1``.
+
+    ``values`` is C-contiguous float32 or float64.  ``nonfinite`` counts NaN
+    and infinite values; ``out`` is unspecified when it is not 0.
+    """
+    values = np.asarray(values)
+    if values.dtype not in (np.dtype(np.float32), np.dtype(np.float64)) or values.ndim != 1:
+        raise TypeError(f"values must be a 1-D float32 or float64 array, got {values.dtype} of shape {values.shape}.")
+    if not isinstance(out, np.ndarray) or out.ndim != 1 or out.dtype != (np.uint32 if bits <= 32 else np.uint64):
+        raise TypeError("out must be a 1-D uint32 array for bits <= 32, uint64 above.")
+    if not 1 <= bits <= 64 or out.size < values.size:
+        raise ValueError(f"bits must be in 1..64 and out at least as long as values, got {bits} and {out.size} < {values.size}.")
+    m = values.size
+    nonfinite = int(m - np.count_nonzero(np.isfinite(values)))
+    words = np.frombuffer(keystream(suite, round_key, 4 * m), dtype="<u4")
+    uniforms = words.astype(np.float64) * 2.0**-32  # exact: a 32-bit integer times a power of two
+    safe = np.where(np.isfinite(values), values, 0.0) if nonfinite else values
+    clipped = quantize_into(safe.astype(np.float64), uniforms, out[:m], clip, scale, levels, weight)
+    add_masks(out, keys, signs, suite, 0, threads)
+    if bits < 8 * out.itemsize:
+        np.bitwise_and(out, out.dtype.type((1 << bits) - 1), out=out)
+    return clipped, nonfinite
+
+
+def _check_pack_args(words, bits, data, name, writable_words=False, writable_bytes=True):
+    if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 64:
+        raise ValueError(f"bits must be an int in 1..64, got {bits!r}.")
+    if not isinstance(words, np.ndarray) or words.dtype not in (np.dtype(np.uint32), np.dtype(np.uint64)):
+        raise TypeError(f"{name} must be a uint32 or uint64 numpy array.")
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8:
+        raise TypeError("the packed bytes must be a uint8 numpy array.")
+    if bits > 8 * words.itemsize:
+        raise ValueError(f"{bits}-bit elements do not fit {words.dtype} words.")
+    if (writable_words and not words.flags.writeable) or (writable_bytes and not data.flags.writeable):
+        raise ValueError("the output must be writable.")
+    if not words.flags.c_contiguous or not data.flags.c_contiguous:
+        raise ValueError("the arrays must be C-contiguous.")
+    words, data = words.reshape(-1), data.reshape(-1)
+    if data.size != -(-words.size * bits // 8):
+        raise ValueError(f"{words.size} elements of {bits} bits take {-(-words.size * bits // 8)} bytes, got {data.size}.")
+    return words, data
 
 
 def _check_quantize_args(values, uniforms, out, clip, scale, levels, weight):

@@ -46,3 +46,42 @@ def quantize_into(
     Raises TypeError (buffer kinds, formats, argument types) / ValueError
     (non-contiguous or read-only buffers, unequal lengths, out-of-range ints).
     """
+
+def encode_masked(
+    values: object,
+    out: object,
+    bits: int,
+    clip: float,
+    scale: float,
+    levels: int,
+    weight: int,
+    round_key: bytes,
+    keys: Sequence[bytes],
+    signs: Sequence[int],
+    suite: str,
+    threads: int,
+) -> tuple[int, int]:
+    """The fused client pipeline; returns ``(clipped, nonfinite)``.
+
+    ``values`` is a C-contiguous native float32/float64 buffer of m elements;
+    ``out`` a writable C-contiguous buffer of n >= m native words, uint32 for
+    bits <= 32 and uint64 above, whose ``out[m:]`` holds extra ring elements
+    on entry.  In one pass over 16 KiB pieces of ``out`` (threads as
+    ``add_masks``), bit-identical to ``_native.encode_masked``:
+    ``out[:m] = quantize(values)`` with the uniforms ``w * 2^-32`` of the
+    ``suite`` keystream under ``round_key`` read as little-endian uint32
+    words (one per value), then ``out[i] += sign_k * word_k[i]`` for every
+    key, then ``out &= 2^bits - 1``.  ``nonfinite`` counts NaN/inf values;
+    ``out`` is unspecified when it is not 0.  The GIL is released.
+    """
+
+def pack_bits(words: object, bits: int, out: object) -> None:
+    """``out`` = ``words`` (uint32/uint64) at ``bits`` (1..64) bits each, little-endian bit order.
+
+    ``out`` is a writable uint8 buffer of exactly ``ceil(len(words) * bits / 8)``
+    bytes; the pad bits are written as 0.  ValueError when an element is
+    >= 2^bits or the sizes disagree.
+    """
+
+def unpack_bits(data: object, bits: int, out: object) -> None:
+    """The inverse of ``pack_bits``; the pad bits of ``data`` are ignored."""

@@ -1,13 +1,24 @@
 """Vectors in Z_(2^bits), 1 <= bits <= 64, held as uint32 or uint64.
 
 Adds wrap modulo 2^32 or 2^64 for free; since 2^bits divides that, a single
-reduction at the end (``reduce``) gives the result mod 2^bits.
+reduction at the end (``reduce``) gives the result mod 2^bits.  A mask in
+Z_(2^bits) is therefore the word-width keystream word reduced mod 2^bits.
+
+On the wire a vector is packed at ``bits`` bits per element (``pack``,
+``unpack``): a little-endian bit string, element i in bits [i bits,
+(i + 1) bits), pad bits of the last byte 0, ``packed_size`` =
+ceil(bits m / 8) bytes.  At 32 and 64 bits that is the words' own
+little-endian bytes, so packing is a view and costs nothing.
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
-__all__ = ["MAX_BITS", "dtype_for", "modulus_mask", "reduce", "check_vector"]
+from .. import _kernels
+
+__all__ = ["MAX_BITS", "dtype_for", "modulus_mask", "reduce", "check_vector", "packed_size", "pack", "unpack"]
 
 MAX_BITS = 64
 
@@ -50,3 +61,47 @@ def check_vector(vector, length: int, bits: int, what: str = "input") -> np.ndar
         if int(arr.max()) > modulus_mask(bits):
             raise ValueError(f"the {what} has elements >= 2^{bits}; values must lie in [0, 2^{bits}).")
     return np.ascontiguousarray(arr, dtype=dtype_for(bits)).copy()
+
+
+def packed_size(length: int, bits: int) -> int:
+    """ceil(bits * length / 8): the bytes of ``length`` elements packed at ``bits`` bits."""
+    dtype_for(bits)
+    return -(-length * bits // 8)
+
+
+def pack(vector: np.ndarray, bits: int):
+    """The packed bytes of a reduced vector of ``dtype_for(bits)`` (a buffer; a view when no work is needed).
+
+    Raises:
+        TypeError: not a 1-D uint32/uint64 array.
+        ValueError: an element is >= 2^bits.
+    """
+    if not isinstance(vector, np.ndarray) or vector.dtype not in (np.dtype(np.uint32), np.dtype(np.uint64)) or vector.ndim != 1:
+        raise TypeError("pack takes a 1-D uint32 or uint64 numpy array.")
+    vector = np.ascontiguousarray(vector)
+    if bits == 8 * vector.itemsize and sys.byteorder == "little":
+        return memoryview(vector).cast("B")  # the words' own bytes: no copy
+    out = np.empty(packed_size(vector.shape[0], bits), dtype=np.uint8)
+    _kernels.pack_bits(vector, bits, out)
+    return memoryview(out)
+
+
+def unpack(payload, bits: int, length: int) -> np.ndarray:
+    """The ``length`` elements of ``dtype_for(bits)`` packed in ``payload`` (read-only when a view).
+
+    Raises:
+        ValueError: ``payload`` is not ``packed_size(length, bits)`` bytes, or
+            its pad bits are not 0 (a non-canonical encoding).
+    """
+    dtype = dtype_for(bits)
+    raw = np.frombuffer(payload, dtype=np.uint8)
+    if raw.size != packed_size(length, bits):
+        raise ValueError(f"{length} elements of {bits} bits take {packed_size(length, bits)} bytes, got {raw.size}.")
+    pad = 8 * raw.size - bits * length
+    if pad and int(raw[-1]) >> (8 - pad):
+        raise ValueError("the pad bits after the last element are not 0 (a non-canonical encoding).")
+    if bits == 8 * dtype.itemsize:
+        return np.frombuffer(payload, dtype=dtype.newbyteorder("<")).astype(dtype, copy=False)
+    out = np.empty(length, dtype=dtype)
+    _kernels.unpack_bits(raw, bits, out)
+    return out

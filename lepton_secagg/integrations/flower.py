@@ -220,16 +220,18 @@ def _mod(msg, ctxt, call_next, policy: Policy):
             _forget(ctxt)
             return out_msg
         try:
-            vector = _encode_fitres(out_msg.content, quantizer, cfg.vector_length)
+            flat, weight = _fit_update(out_msg.content, quantizer, cfg.vector_length)
+            client.set_float_input(flat, quantizer, weight=weight)  # quantised and masked in one pass below
         except ValueError as exc:
             _forget(ctxt)
             return reply(stage, encode(client.abort(str(exc))))
-        client.set_input(vector)
     try:
         out = client.receive(request)
     except SecAggError as exc:
         _forget(ctxt)
         return reply(stage, encode(client.abort(str(exc))))
+    if stage == _MASKED and client.clipped:
+        _log(logging.WARNING, "lepton_secagg: %d of %d parameters were clipped to +-%g.", client.clipped, flat.size, quantizer.clip)
     if out is None or client.round.value in ("completed", "aborted"):
         _forget(ctxt)
     else:
@@ -237,8 +239,8 @@ def _mod(msg, ctxt, call_next, policy: Policy):
     return reply(stage, None if out is None else encode(out))
 
 
-def _encode_fitres(content, quantizer: Quantizer, length: int) -> np.ndarray:
-    """The fit result as one quantised vector: the parameters, then the weight slot."""
+def _fit_update(content, quantizer: Quantizer, length: int) -> tuple[np.ndarray, int]:
+    """The fit result as ``(flat parameters, weight)``; the weight travels in the vector's last slot."""
     from flwr.common import parameters_to_ndarrays
     from flwr.compat.common import recorddict_compat as compat
 
@@ -249,10 +251,7 @@ def _encode_fitres(content, quantizer: Quantizer, length: int) -> np.ndarray:
     weight = fitres.num_examples
     if isinstance(weight, bool) or not isinstance(weight, int) or not 1 <= weight <= quantizer.max_weight:
         raise ValueError(f"num_examples = {weight!r} must be an int in 1..{quantizer.max_weight} (the workflow's max_weight).")
-    vector, clipped = quantizer.encode(flat, weight=weight)
-    if clipped:
-        _log(logging.WARNING, "lepton_secagg: %d of %d parameters were clipped to +-%g.", clipped, flat.size, quantizer.clip)
-    return vector
+    return flat, weight
 
 
 def _flatten(arrays) -> np.ndarray:

@@ -21,7 +21,7 @@ from ..config import Config
 from ..exceptions import ConfigRefused, DecodeError, SecAggError
 from ..messages import Abort, Join
 from ..policy import Policy
-from ..wire import decode, decode_config, encode
+from ..wire import decode, decode_config, encode, encode_parts
 from .framing import CONFIG_LIMIT, Connection, StreamConnection
 
 __all__ = ["ClientOutcome", "run_client", "run_session", "COMPLETED", "ABORTED", "CRASHED", "FAILED"]
@@ -101,7 +101,7 @@ async def run_session(
         client.set_input(vector)
         reply, rnd = client.start(), Round.ADVERTISE_KEYS.value
         while True:
-            await conn.send(encode(reply))
+            await conn.send(encode_parts(reply))  # the masked input goes out without a copy
             out.round = rnd
             if drop_after == rnd:
                 logger.info("client %d: crashing after round %s as asked", client_id, rnd)
