@@ -179,11 +179,12 @@ def test_service_frames_are_strict():
     import msgpack
 
     from lepton_secagg.exceptions import DecodeError
-    from lepton_secagg.wire import decode_mpc, encode_mpc
+    from lepton_secagg.wire import WIRE_VERSION, decode_mpc, encode_mpc
 
     assert decode_mpc(encode_mpc("report", [b"id", 3, None, [b"x", ["y"]]])) == ("report", [b"id", 3, None, [b"x", ["y"]]])
-    for bad in (msgpack.packb({"a": 1}), msgpack.packb([1, "mpc", "k", [1.5]]), msgpack.packb([2, "mpc", "k", []]),
-                msgpack.packb([1, "mpc", "k", [[[[b"deep"]]]]]), b"\xc1", encode_mpc("k", [])[:-1]):
+    v = WIRE_VERSION
+    for bad in (msgpack.packb({"a": 1}), msgpack.packb([v, "mpc", "k", [1.5]]), msgpack.packb([v + 1, "mpc", "k", []]),
+                msgpack.packb([v, "mpc", "k", [[[[b"deep"]]]]]), b"\xc1", encode_mpc("k", [])[:-1]):
         with pytest.raises(DecodeError):
             decode_mpc(bad)
     with pytest.raises(DecodeError, match="limit"):

@@ -372,8 +372,8 @@ def _corrupt(share: Share, kind: str, chooser: random.Random) -> list[Share]:
     """Shares replacing ``share`` so that its index is wrong (one share, or two for "conflict")."""
     value = bytearray(share.value)
     limbs = (len(value) - 2) // 4
-    if limbs < 1 and kind in ("value", "one_limb", "cancelling", "out_of_field"):
-        kind = "extended"  # a share truncated by an earlier draw has no limb left to change
+    if limbs < 1 and (kind not in ("truncated", "extended", "conflict") or not value):
+        kind = "extended"  # a share truncated by an earlier draw has no header or limb left to change
     if kind in ("value", "one_limb", "cancelling"):
         new = [int.from_bytes(value[2 + 4 * k : 6 + 4 * k], "little") for k in range(limbs)]
         if kind == "value":
