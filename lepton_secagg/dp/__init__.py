@@ -3,9 +3,11 @@
 See docs/dp.md.  ``samplers`` holds the exact discrete Gaussian, Poisson and
 Skellam samplers (secret randomness only from ``hazmat.rng``); ``rotation``,
 ``rounding`` and ``mechanism`` turn a float update into a ring vector for
-SecAgg and the ring sum back into floats.
+SecAgg and the ring sum back into floats; ``accounting`` turns rounds into
+epsilon (``Plan`` both ways, ``Accountant`` per round) on ``dp-accounting``.
 """
+from .accounting import Accountant, Plan
 from .mechanism import MECHANISMS, DdpEncoding, decode, encode
 from .samplers import discrete_gaussian, poisson, skellam
 
-__all__ = ["MECHANISMS", "DdpEncoding", "encode", "decode", "discrete_gaussian", "poisson", "skellam"]
+__all__ = ["Plan", "Accountant", "MECHANISMS", "DdpEncoding", "encode", "decode", "discrete_gaussian", "poisson", "skellam"]
