@@ -15,15 +15,23 @@ least significant bit of each byte first.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
 
 from ..hazmat.prg import derive_prg_key, keystream
 
-__all__ = ["padded_length", "rotation_signs", "fwht", "rotate", "unrotate"]
+__all__ = ["round_seed", "padded_length", "rotation_signs", "fwht", "rotate", "unrotate"]
 
 _SUITE = "aes128ctr"
+
+
+def round_seed(label: bytes) -> bytes:
+    """The public 32-byte rotation seed of the round whose session label is ``label`` (SHA-256)."""
+    if not isinstance(label, (bytes, bytearray)):
+        raise TypeError(f"the session label must be bytes, not {type(label).__name__}.")
+    return hashlib.sha256(b"lepton-secagg/v1/dp-rotation-seed" + bytes(label)).digest()
 
 
 def padded_length(length: int) -> int:
