@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import dp as _dp
+from ..dp import mechanism as _ddp
 from ..dp.rotation import round_seed
 from ..exceptions import SecAggError
 from ..hazmat.rng import resolve
@@ -369,7 +369,7 @@ class Client:
             conn.close()
             raise FLError(f"the phase (length {op.vector_length}, {op.bits} bits, clip {op.clip}) does not match this client's "
                           f"DDP encoding (length {enc.padded_length}, {enc.bits} bits, clip {enc.clip}).")
-        vector, clipped = _dp.encode(enc, delta, round_seed(op.session_label), self._rng)
+        vector, clipped = _ddp.encode(enc, delta, round_seed(op.session_label), self._rng)
         self.last_clipped = int(clipped)
         return await self._aggregate(conn, op, vector, crash_after)
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-from .. import dp as _dp
+from ..dp import mechanism as _ddp
 from ..dp.rotation import round_seed
 from ..exceptions import Aborted, DecodeError
 from ..hazmat.rng import Rng, resolve
@@ -147,7 +147,7 @@ class Server:
         ssl_context=None,
         linger: float = 0.0,
         rng: Rng | None = None,
-        dp: "_dp.DdpEncoding | None" = None,
+        dp: "_ddp.DdpEncoding | None" = None,
         dp_delta: float = 1e-5,
     ):
         if not isinstance(clients, int) or clients < 2:
@@ -163,10 +163,14 @@ class Server:
         self.num_clients = clients
         self.rounds = rounds
         self.clip, self.bits, self.max_weight = float(clip), int(bits), int(max_weight)
-        if dp is not None and (not isinstance(dp, _dp.DdpEncoding) or dp.length != state.num_float):
+        if dp is not None and (not isinstance(dp, _ddp.DdpEncoding) or dp.length != state.num_float):
             raise ValueError(f"dp must be a DdpEncoding of length {state.num_float} (the model's float count), got {dp!r}.")
         self.dp = dp
-        self.accountant = _dp.Accountant(dp_delta) if dp is not None else None
+        self.accountant = None
+        if dp is not None:
+            from ..dp.accounting import Accountant  # dp-accounting and scipy load only for a private run
+
+            self.accountant = Accountant(dp_delta)
         self.quantizer = P.train_quantizer(self.clip, self.bits, clients, self.max_weight)  # validates the bit budget
         self.threshold = P.phase_config(clients, threshold, self.bits, 1, b"probe").threshold  # validates it
         self.join_timeout, self.round_timeout = float(join_timeout), float(round_timeout)
@@ -330,7 +334,7 @@ class Server:
         dropped = {k: list(v) for k, v in result.dropped.items() if v}
         if ph.kind == P.TRAIN:
             if self.dp is not None:
-                mean_delta = _dp.decode(self.dp, result.sum, round_seed(label)) / len(included)
+                mean_delta = _ddp.decode(self.dp, result.sum, round_seed(label)) / len(included)
                 total_weight = len(included)  # DDP averages clipped updates without weights
             else:
                 mean_delta, total_weight = self.quantizer.decode(result.sum, len(included))
