@@ -72,6 +72,9 @@ def test_calibration_fills_the_ring_and_refuses_too_few_bits():
     assert math.isclose(float(enc.noise) * 50, enc.sensitivity**2, rel_tol=1e-3)
     fewer = DdpEncoding.calibrate("gaussian", length=100, bits=16, clip=2.0, noise_multiplier=1.0, clients=50, min_clients=25)
     assert float(fewer.noise) * 25 >= fewer.sensitivity**2  # enough noise when only 25 survive
+    # Wide rings stop growing the scale once a client's noise reaches 2^24 ring units.
+    wide = [DdpEncoding.calibrate("gaussian", length=100, bits=b, clip=2.0, noise_multiplier=1.0, clients=50) for b in (40, 48)]
+    assert wide[0].scale == wide[1].scale and 2**23 < float(wide[0].noise) <= 2**24
     with pytest.raises(ValueError, match="bits = 8"):
         DdpEncoding.calibrate("gaussian", length=1 << 16, bits=8, clip=1.0, noise_multiplier=1.0, clients=10**6)
     with pytest.raises(ValueError, match="mechanism"):

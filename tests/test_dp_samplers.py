@@ -192,3 +192,38 @@ def test_samplers_use_integer_arithmetic_only():
         assert "np.random" not in source and "default_rng" not in source
     # The check can fail:
     assert sorted(float_uses("x = 1 / 2\ny = math.exp(0.5)")) == ["call exp()", "float literal 0.5", "true division"]
+
+
+@pytest.mark.parametrize("lam", [65, Fraction(3001, 3), 10**5])
+def test_large_mean_poisson_matches_its_pmf(lam):
+    x = samplers.poisson(DeterministicRng(f"big{lam}"), lam, 20_000)
+    assert chi_square_p(x, lambda s: stats.poisson.pmf(s, float(lam))) > ALPHA
+    assert chi_square_p(x, lambda s: stats.poisson.pmf(s, 1.03 * float(lam))) < ALPHA
+
+
+def test_large_mean_poisson_exact_fallback_alone_matches_the_pmf(monkeypatch):
+    """A huge float margin sends every accept/reject decision through exact rational arithmetic."""
+    from lepton_secagg.dp import large_poisson as poisson
+
+    monkeypatch.setattr(poisson, "_SLACK_ABS", 1e6)
+    x = poisson.poisson_large(DeterministicRng("fallback"), Fraction(200), 3000)
+    assert chi_square_p(x, lambda s: stats.poisson.pmf(s, 200.0)) > ALPHA
+    assert chi_square_p(x, lambda s: stats.poisson.pmf(s, 215.0)) < ALPHA
+
+
+@pytest.mark.parametrize("lam", [Fraction(129, 2), Fraction(10001, 7)])
+def test_poisson_envelope_covers_the_pmf_everywhere(lam):
+    """w(k) <= 2^-g at every k of blocks 0..7 on both sides (exact fractions), not only where _Envelope checks."""
+    from lepton_secagg.dp import large_poisson as poisson
+
+    env = poisson._Envelope(lam)
+    c, s = env.c, env.width
+    for g in range(8):
+        for k in list(range(c + g * s, c + (g + 1) * s)) + list(range(c - (g + 1) * s, c - g * s)):
+            assert poisson._w(lam, c, k) <= Fraction(1, 2**g), (k, g)
+
+
+def test_skellam_with_a_large_mean_matches_its_pmf():
+    x = samplers.skellam(DeterministicRng("sk-big"), 500, 20_000)
+    assert chi_square_p(x, lambda s: stats.skellam.pmf(s, 500.0, 500.0)) > ALPHA
+    assert chi_square_p(x, lambda s: stats.skellam.pmf(s, 550.0, 550.0)) < ALPHA

@@ -33,9 +33,9 @@ __all__ = [
 ]
 
 _TWO64 = 1 << 64
-# den * k must stay below 2^64 in the array form of bernoulli_exp; beyond it
-# (k > 2^(64 - 44), i.e. never in practice) an element goes to the reference.
-_ARRAY_DEN_LIMIT = 1 << 44
+# den * k must stay below 2^63 in the array form of bernoulli_exp; beyond it
+# (k > 2^(63 - 56), probability below 1/127!) an element goes to the reference.
+_ARRAY_DEN_LIMIT = 1 << 56
 
 
 def uniform_below_int(rng, bound: int) -> int:
@@ -119,7 +119,7 @@ def bernoulli_exp(rng, num, den) -> np.ndarray:
     """Element-wise True with probability exp(-num[i]/den[i]).
 
     ``num`` and ``den`` are non-negative integer arrays (den >= 1); elements
-    with den above 2^44 go through ``bernoulli_exp_int``.
+    with den above 2^56 go through ``bernoulli_exp_int``.
     """
     num, den = _u64(num), _u64(den)
     if num.shape != den.shape:

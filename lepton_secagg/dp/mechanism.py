@@ -21,7 +21,10 @@ and TFF's ``DistributedDpSumFactory`` do: the largest scale for which
 term assuming all n updates point the same way.  The noise is set so the sum
 over the *minimum* number of surviving clients has standard deviation
 ``noise_multiplier * sensitivity``: a dropout can only add privacy, and the
-accountant reports epsilon for the clients actually included.
+accountant reports epsilon for the clients actually included.  The scale is
+also capped so that each client's noise variance stays below 2^24 ring units:
+rounding then costs a 2^-26 part of the error, and a larger scale would only
+lengthen the samplers' integers.
 """
 from __future__ import annotations
 
@@ -41,6 +44,9 @@ __all__ = ["MECHANISMS", "DdpEncoding", "encode", "decode"]
 MECHANISMS = ("gaussian", "skellam")
 DEFAULT_BETA = math.exp(-0.5)
 _NOISE_GRID = 64  # a small noise variance is rounded up to a multiple of 1/64
+# Past this per-client variance a larger scale buys nothing (rounding adds 1/4, a
+# 2^-26 part of the noise) and only makes the exact samplers' integers longer.
+MAX_NOISE = 1 << 24
 
 
 def _round_noise_up(variance: float) -> Fraction:
@@ -141,7 +147,7 @@ class DdpEncoding:
 
         def fits(scale: float) -> bool:
             spread = (scale * clip * clients) ** 2 / d + (0.25 + float(_round_noise_up(noise_for(scale)))) * clients
-            return k_stddevs * math.sqrt(spread) <= half_ring
+            return k_stddevs * math.sqrt(spread) <= half_ring and noise_for(scale) <= MAX_NOISE
 
         low, high = 0.0, half_ring / clip
         if not fits(1e-12 * high):

@@ -18,7 +18,9 @@ Theory of operation:
   accepted with probability 2^(K-1)/K!: the ratio of the Poisson pmf to the
   proposal is exp(-lambda0)/(1 - r) * 2^k/k!, whose largest value over k is
   at k = 1, 2 where 2^k/k! = 2, so the acceptance is rational and at most 1.
-  The cost grows linearly with lambda (about 1.5 lambda draws per sample).
+  The cost grows linearly with lambda (about 1.5 lambda draws per sample),
+  so ``poisson`` uses it up to lambda = 64 and above that the constant-time
+  exact method of ``dp.large_poisson`` (a block envelope with rational masses).
 * Skellam(mu) = Poisson(mu) - Poisson(mu): variance 2 mu.
 
 Every random bit comes from the ``rng`` passed in (``hazmat.rng``: the noise
@@ -33,6 +35,7 @@ from math import factorial, isqrt
 
 import numpy as np
 
+from .large_poisson import poisson_large
 from .draws import (
     bernoulli,
     bernoulli_exp,
@@ -51,6 +54,7 @@ __all__ = [
     "skellam",
 ]
 
+_LARGE_MEAN = 64  # above this mean, Poisson draws use dp.large_poisson (constant expected time)
 _MAX_ARRAY_FACTORIAL = 20  # 20! < 2^63: larger K go through Python ints
 # Acceptance 2^(k-1)/k! of a proposal k (k = 0: 1/2), as tables for the array path.
 _ACCEPT_NUM = np.array([1] + [1 << (k - 1) for k in range(1, _MAX_ARRAY_FACTORIAL + 1)], dtype=np.uint64)
@@ -225,10 +229,13 @@ def _poisson_part(rng, num: int, den: int, m: int) -> np.ndarray:
 def poisson(rng, lam, size, *, block: int = 1 << 20) -> np.ndarray:
     """``size`` independent Poisson(lam) draws (rational lam > 0) as an int64 array.
 
-    Work and memory grow with lam * size; ``block`` caps the elements drawn at once.
+    Up to lam = 64, work and memory grow with lam * size (``block`` caps the
+    elements drawn at once); above, each draw costs a constant expected time.
     """
-    n_parts, num, den = _parts(as_rational(lam, "lam"))
-    m = _size(size)
+    lam, m = as_rational(lam, "lam"), _size(size)
+    if lam > _LARGE_MEAN:
+        return poisson_large(rng, lam, m)
+    n_parts, num, den = _parts(lam)
     total = np.zeros(m, dtype=np.int64)
     per_block = max(1, block // max(m, 1))
     done = 0
