@@ -117,3 +117,19 @@ def test_session_decodes_within_the_predicted_error(mechanism, bits):
     # ||error||^2 sums d independent coordinates: it concentrates around its mean.
     assert 0.5 * predicted < error < 1.5 * predicted, (error, predicted)
     assert error < 0.3 * float(np.linalg.norm(truth))  # the signal survives the noise
+
+
+def test_rotation_seed_and_signs_known_answer():
+    """The public rotation stream, pinned (so another implementation can match it) and restated from its spec."""
+    import hashlib
+
+    from lepton_secagg.hazmat.prg import derive_prg_key, keystream
+
+    seed = rotation.round_seed(b"lepton")
+    assert seed.hex() == "019c81471b2fe3221e2e4bbaf3562d8650566cd2a18e59f51ce48a6b14a04810"
+    assert seed == hashlib.sha256(b"lepton-secagg/v1/dp-rotation-seed" + b"lepton").digest()
+    signs = rotation.rotation_signs(SEED, 32)
+    assert "".join("+" if s > 0 else "-" for s in signs) == "----++--++--+---+----+-+-++-+--+"
+    stream = keystream("aes128ctr", derive_prg_key(SEED, "aes128ctr", "dp-rotation"), 4)
+    bits = [(byte >> i) & 1 for byte in stream for i in range(8)]  # least significant bit first; 1 = minus
+    assert [1.0 - 2.0 * b for b in bits] == list(signs)
