@@ -283,6 +283,8 @@ def cmd_demo(args) -> int:
         from .fl.poisoning import cmd_demo_poisoning
 
         return cmd_demo_poisoning(args)
+    if args.target == "dp":
+        return cmd_demo_dp(args)
     from .testing import make_identities
     from .transport.client import run_client
     from .transport.server import AggregationServer
@@ -332,6 +334,22 @@ def cmd_demo(args) -> int:
                  "crashed": {str(k): v for k, v in crashes.items()}, "seconds": srv.seconds, "rounds": rounds_json,
                  "bytes_per_client": total_bytes / cfg.num_clients})
     return EXIT_OK if ok else EXIT_WRONG
+
+
+def cmd_demo_dp(args) -> int:
+    from .dp_demo import run_dp_demo
+
+    clients, length = args.clients, args.length
+    res = run_dp_demo(clients=clients, length=length, bits=args.bits, mechanism=args.mechanism, epsilon=args.epsilon,
+                      crashes=round(args.dropout * clients), seed=args.seed, timeout=args.round_timeout)
+    out = sys.stderr if args.json else sys.stdout
+    print(f"demo dp: {res['mechanism']} noise, {res['bits']}-bit ring, {len(res['included'])} of {res['clients']} clients in the sum", file=out)
+    print(f"epsilon spent {res['epsilon']:.3f} (target {res['epsilon_target']:g}, for the minimum survivors) at delta {res['delta']:g}", file=out)
+    print(f"decoded mean error {res['error']:.4f}, predicted {res['predicted_error']:.4f} (signal norm {res['signal_norm']:.4f}): "
+          f"{'OK' if res['ok'] else 'FAILED'}", file=out)
+    print(f"masked input {_fmt_bytes(res['masked_input_bytes_per_client'])} per client (b-bit packing: {_fmt_bytes(res['ring_bytes_per_client'])})", file=out)
+    _emit(args, res)
+    return EXIT_OK if res["ok"] else EXIT_WRONG
 
 
 # --- demo fedavg / audit verify (federated learning, lepton_secagg.fl) -------------------
@@ -487,9 +505,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_join)
 
     p = sub.add_parser("demo", help="server and clients over loopback TCP, with crashes; checks the sum ('demo fedavg': federated learning)")
-    p.add_argument("target", nargs="?", choices=("fedavg", "poisoning"), default=None,
+    p.add_argument("target", nargs="?", choices=("fedavg", "poisoning", "dp"), default=None,
                    help="fedavg: three hospitals train a breast-cancer model with FedAvg over secure aggregation; "
-                        "poisoning: one boosted client, SecAgg vs Prio3 with the L2 circuit (docs/mpc.md)")
+                        "poisoning: one boosted client, SecAgg vs Prio3 with the L2 circuit (docs/mpc.md); "
+                        "dp: one aggregation with distributed differential privacy")
     _add_config_args(p, clients_default=20, length_default=10_000)
     p.add_argument("--dropout", type=float, default=0.2, help="fraction of clients that crash at a random round (default 0.2)")
     p.add_argument("--seed", type=int, default=None)
@@ -500,6 +519,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--plot", default="fedavg_progress.png", help="fedavg: where to write the progress plot (PNG)")
     g.add_argument("--audit-log", default=None, help="fedavg: write the signed audit log (JSON lines) here")
     g.add_argument("--crash", action="store_true", help="fedavg: hospital C crashes in the middle of round 1")
+    g = p.add_argument_group("demo dp")
+    g.add_argument("--mechanism", choices=("gaussian", "skellam"), default="gaussian", help="dp: the noise (default gaussian)")
+    g.add_argument("--epsilon", type=float, default=1.0, help="dp: the target epsilon at delta = 1e-5 (default 1)")
     _add_common(p)
     p.set_defaults(func=cmd_demo)
 

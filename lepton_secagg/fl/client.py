@@ -33,7 +33,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..dp import mechanism as _ddp
+from ..dp.rotation import round_seed
 from ..exceptions import ConfigRefused, SecAggError
+from ..hazmat.rng import resolve
 from ..messages import Abort, Hello, ModelReply, ModelRequest, PhaseOpen, PhaseRequest, Welcome
 from ..policy import Policy
 from ..transport.client import ClientOutcome, run_session
@@ -128,11 +131,13 @@ class Client:
         max_model_bytes: the largest model download accepted.
         policy: what this client accepts (``lepton_secagg.policy.Policy``); the
             phase's configuration is pinned on top of it.
+        dp: a ``lepton_secagg.dp.DdpEncoding``: send distributed-DP updates (the server must use the same one).
+        rng: the secret randomness of the DDP rounding and noise (default: the OS CSPRNG).
     """
 
     def __init__(self, server_address: str, *, organisation: str | None = None, client_id: int | None = None,
                  timeout: float = 300.0, ssl_context: _ssl.SSLContext | None = None, server_hostname: str | None = None,
-                 max_model_bytes: int = 1 << 28, policy: Policy | None = None):
+                 max_model_bytes: int = 1 << 28, policy: Policy | None = None, dp=None, rng=None):
         host, _, port = str(server_address).removeprefix("tcp://").rpartition(":")
         if not host or not port.isdigit():
             raise ValueError(f"server_address must be 'HOST:PORT', got {server_address!r}.")
@@ -148,6 +153,8 @@ class Client:
         self._loaded: dict[int, LoadedModel] = {}
         self._weights: dict[int, int] = {}
         self.last_clipped = 0
+        self.dp = dp
+        self._rng = resolve(rng)
 
     # --- plumbing -----------------------------------------------------------------------
 
@@ -306,7 +313,7 @@ class Client:
         self.register()
         base = self.model_info(model)
         weight = weight if weight is not None else self._weights.get(id(model))
-        if weight is None:
+        if weight is None and self.dp is None:
             raise ValueError("no weight: call train() first or pass weight= (the number of examples).")
         new = ModelState.from_state_dict(model.state_dict())
         if new.structure != base.state.structure:
@@ -315,6 +322,8 @@ class Client:
 
         async def go():
             conn, op = await self._open_phase(base.name, P.TRAIN, -1, base.version)
+            if self.dp is not None:
+                return await self._send_private(conn, op, delta, crash_after)
             if op.vector_length != delta.size + 1:
                 conn.close()
                 raise FLError(f"the phase expects vectors of {op.vector_length} elements, this model gives {delta.size + 1}.")
@@ -361,6 +370,17 @@ class Client:
             return EvalReport(op.round, op.version, int(correct), int(total), float(loss_sum), outcome)
 
         return self._run(go())
+
+    async def _send_private(self, conn, op: PhaseOpen, delta, crash_after) -> ClientOutcome:
+        """The DDP path of ``send_update``: clip, rotate, round, add noise from this client's rng."""
+        enc = self.dp
+        if (op.vector_length, op.bits, float(op.clip)) != (enc.padded_length, enc.bits, float(enc.clip)) or delta.size != enc.length:
+            conn.close()
+            raise FLError(f"the phase (length {op.vector_length}, {op.bits} bits, clip {op.clip}) does not match this client's "
+                          f"DDP encoding (length {enc.padded_length}, {enc.bits} bits, clip {enc.clip}).")
+        vector, clipped = _ddp.encode(enc, delta, round_seed(op.session_label), self._rng)
+        self.last_clipped = int(clipped)
+        return await self._aggregate(conn, op, vector, crash_after)
 
     def run(self, data_path=None, *, data=None, eval_data_path=None, eval_data=None, name: str | None = None,
             epochs: int = 1, model=None, crash: dict | None = None, **train_kw) -> list:

@@ -8,7 +8,7 @@ __all__ = ["plot_progress"]
 
 def plot_progress(history: list[dict], path: str | Path, title: str = "Federated averaging with secure aggregation") -> Path:
     """Write a PNG of ``history`` (dicts with ``round``, ``accuracy``, ``loss`` and optionally
-    ``test_accuracy``, ``test_loss``) and return its path."""
+    ``test_accuracy``, ``test_loss``, ``epsilon``) and return its path."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -25,6 +25,12 @@ def plot_progress(history: list[dict], path: str | Path, title: str = "Federated
         vals = [h[value] for h in history if value in h]
         if vals:
             ax1.axhline(vals[-1], linestyle=style, color="grey", label=name)
+    if any("epsilon" in h for h in history):  # distributed DP: the privacy spent beside the accuracy
+        ax_eps = ax1.twinx()
+        ax_eps.plot([h["round"] for h in history if "epsilon" in h], [h["epsilon"] for h in history if "epsilon" in h],
+                    "d-.", color="C2", label="epsilon spent (right axis)")
+        ax_eps.set_ylabel("epsilon (distributed DP)")
+        ax_eps.legend(fontsize=7, loc="center right")
     ax1.set_xlabel("round")
     ax1.set_ylabel("accuracy")
     ax1.set_title("global model accuracy")

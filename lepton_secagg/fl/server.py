@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+from ..dp import mechanism as _ddp
+from ..dp.rotation import round_seed
 from ..exceptions import Aborted, DecodeError
 from ..hazmat.quantize import DEFAULT_RANGE, bits_for_precision
 from ..hazmat.rng import Rng, resolve
@@ -118,6 +120,12 @@ class Server:
         registry: a ``ModelRegistry`` to use (default: a new in-memory one).
         ssl_context: a server ``ssl.SSLContext`` for TLS.
         linger: seconds to keep serving downloads after the last phase.
+        dp: a ``lepton_secagg.dp.DdpEncoding`` for distributed differential
+            privacy (clients must be given the same one): training rounds then
+            carry noisy ring vectors of ``dp.bits`` bits, the mean is unweighted,
+            and each round's epsilon (at ``dp_delta``, for the clients actually
+            included) goes to the round log, the audit log and the plot.
+        dp_delta: the delta at which epsilon is reported.
     """
 
     def __init__(
@@ -145,6 +153,8 @@ class Server:
         ssl_context=None,
         linger: float = 0.0,
         rng: Rng | None = None,
+        dp: "_ddp.DdpEncoding | None" = None,
+        dp_delta: float = 1e-5,
     ):
         if not isinstance(clients, int) or clients < 2:
             raise ValueError("clients must be an int >= 2 (secure aggregation needs at least two parties).")
@@ -163,6 +173,14 @@ class Server:
             precision = precision if precision is not None else 2 * self.clip / DEFAULT_RANGE
             bits = bits_for_precision(clients, self.clip, precision, self.max_weight)
         self.bits = int(bits)
+        if dp is not None and (not isinstance(dp, _ddp.DdpEncoding) or dp.length != state.num_float):
+            raise ValueError(f"dp must be a DdpEncoding of length {state.num_float} (the model's float count), got {dp!r}.")
+        self.dp = dp
+        self.accountant = None
+        if dp is not None:
+            from ..dp.accounting import Accountant  # dp-accounting and scipy load only for a private run
+
+            self.accountant = Accountant(dp_delta)
         self.quantizer = P.train_quantizer(self.clip, self.bits, clients, self.max_weight)  # validates the bit budget
         if precision is not None and self.quantizer.step > precision:
             raise ValueError(f"bits = {self.bits} gives a step of {self.quantizer.step:.3g}, coarser than precision = {precision:.3g}; "
@@ -246,7 +264,8 @@ class Server:
             self._audit = AuditLog(self.audit_path, self.identity)
         self._log("log_start", {"public_key": self.public_key, "run_id": self.run_id, "model": self.name,
                                 "architecture": self.architecture, "clients": self.num_clients, "rounds": self.rounds,
-                                "threshold": self.threshold, "clip": self.clip, "bits": self.bits, "step": self.quantizer.step, "max_weight": self.max_weight})
+                                "threshold": self.threshold, "clip": self.clip, "bits": self.bits, "step": self.quantizer.step,
+                                "max_weight": self.max_weight, **({"dp": self._dp_summary()} if self.dp else {})})
         v0 = self.registry.register(self.name, self._initial, round=0, contributors=0, architecture=self.architecture)
         self._log("model_registered", v0.summary())
         self._phases = [_Phase(0, P.EVAL)]
@@ -281,6 +300,12 @@ class Server:
             seconds=time.perf_counter() - t0,
         )
 
+    def _dp_summary(self) -> dict:
+        """What the logs record of the DDP encoding (epsilon is added per round)."""
+        enc = self.dp
+        return {"mechanism": enc.mechanism, "bits": enc.bits, "clip": enc.clip, "scale": enc.scale,
+                "noise_variance": str(enc.noise), "delta": self.accountant.delta}
+
     def _log(self, event: str, data: dict) -> None:
         if self._audit is not None:
             self._audit.append(event, data)
@@ -289,7 +314,9 @@ class Server:
         base = self.registry.get(self.name)
         ph.base = base
         label = P.session_label(self.run_id, self.name, ph.round, ph.kind)
-        if ph.kind == P.TRAIN:
+        if ph.kind == P.TRAIN and self.dp is not None:
+            length, bits, clip, max_weight = self.dp.padded_length, self.dp.bits, self.dp.clip, 0
+        elif ph.kind == P.TRAIN:
             length, bits, clip, max_weight = base.state.num_float + 1, self.bits, self.clip, self.max_weight
         else:
             length, bits, clip, max_weight = P.EVAL_LENGTH, P.EVAL_BITS, 0.0, 0
@@ -320,10 +347,16 @@ class Server:
         included = list(result.included)
         dropped = {k: list(v) for k, v in result.dropped.items() if v}
         if ph.kind == P.TRAIN:
-            mean_delta, total_weight = self.quantizer.decode(result.sum, len(included))
+            if self.dp is not None:
+                mean_delta = _ddp.decode(self.dp, result.sum, round_seed(label)) / len(included)
+                total_weight = len(included)  # DDP averages clipped updates without weights
+            else:
+                mean_delta, total_weight = self.quantizer.decode(result.sum, len(included))
             new_state = base.state.with_float_vector(base.state.float_vector() + mean_delta)
             mv = self.registry.register(self.name, new_state, round=ph.round, contributors=len(included), architecture=self.architecture)
             entry = {"round": ph.round, "included": included, "dropped": dropped, "total_weight": int(total_weight), "version": mv.version}
+            if self.dp is not None:
+                entry["dp"] = {**self._dp_summary(), "epsilon": self.accountant.record(self.dp, len(included))}
             self.round_log.append(entry)
             self._log("round_end", {**entry, "phase": ph.kind, "model_sha256": mv.sha256})
             self._log("model_registered", mv.summary())
@@ -332,6 +365,8 @@ class Server:
             correct, total, loss_sum = P.decode_eval(result.sum)
             metrics = {"round": ph.round, "version": base.version, "contributors": len(included), "correct": correct, "total": total,
                        "accuracy": correct / total if total else float("nan"), "loss": loss_sum / total if total else float("nan")}
+            if self.accountant is not None:
+                metrics["epsilon"] = self.accountant.epsilon
             if self.evaluate_fn is not None:
                 metrics.update({k: float(v) for k, v in self.evaluate_fn(base).items()})
             self.history.append(metrics)

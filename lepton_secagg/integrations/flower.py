@@ -29,6 +29,13 @@ and the quantiser (``clip``, ``step``, ``bits``, ``num_clients``,
 ``Context.state`` (``Client.export_state`` bytes and the quantiser's fields,
 as Flower's mod keeps its keys there); this state never leaves the node.
 
+Distributed DP (``LeptonSecAggWorkflow(dp=DdpEncoding)``): the setup record
+also carries the encoding (``dp_*`` fields); the mod sends the clipped,
+rotated, rounded and noised *update* (the fit's parameters minus the ones it
+was sent) in a ``dp.bits``-bit ring, and the workflow decodes the noisy mean
+update, adds it to the global parameters and records epsilon per round
+(``RoundReport.epsilon``) for the nodes actually included.  See docs/dp.md.
+
 ``flwr`` is imported lazily, inside the functions, so this module imports
 without it.
 """
@@ -42,6 +49,8 @@ import numpy as np
 
 from ..client import Client
 from ..config import Config
+from ..dp import mechanism as ddp
+from ..dp.rotation import round_seed
 from ..exceptions import ConfigRefused, DecodeError, SecAggError
 from ..hazmat.quantize import DEFAULT_RANGE, Quantizer, bits_for_precision
 from ..hazmat.rng import Rng, resolve
@@ -190,19 +199,22 @@ def _mod(msg, ctxt, call_next, policy: Policy):
         )
         if quantizer.levels != int(record["levels"]) or quantizer.bits != cfg.bits:
             raise ValueError("the quantiser does not match the session configuration.")
+        enc = _dp_from_record(record)
+        if enc is not None and (enc.padded_length, enc.bits) != (cfg.vector_length, cfg.bits):
+            raise ValueError("the DDP encoding does not match the session configuration.")
         try:
             client = Client(cfg, int(record["client_id"]), policy=policy)
         except ConfigRefused as exc:
             _log(logging.WARNING, "lepton_secagg: this node refuses the server's configuration: %s", exc)
             return reply(stage, encode(Abort(str(exc)[:1024])))
         out = client.start()
-        _save(ctxt, client, quantizer)
+        _save(ctxt, client, quantizer, enc)
         return reply(stage, encode(out))
 
     session = _load(ctxt)
     if session is None:
         raise RuntimeError(f"lepton_secagg_mod got round {stage!r} but holds no session (it missed the setup).")
-    client, quantizer = session
+    client, quantizer, enc = session
     cfg = client.config
     try:
         request = decode(record["msg"], cfg)
@@ -215,13 +227,17 @@ def _mod(msg, ctxt, call_next, policy: Policy):
         _log(logging.WARNING, "lepton_secagg: the server ended this node's session: %s", request.reason)
         return reply(_ACK, None)
     if stage == _MASKED:
+        sent = _fitins_vector(msg.content) if enc is not None else None
         out_msg = call_next(msg, ctxt)
         if out_msg.has_error():
             _forget(ctxt)
             return out_msg
         try:
-            flat, weight = _fit_update(out_msg.content, quantizer, cfg.vector_length)
-            client.set_float_input(flat, quantizer, weight=weight)  # quantised and masked in one pass below
+            if enc is not None:
+                client.set_input(_encode_private(out_msg.content, sent, enc, cfg.session_label))
+            else:
+                flat, weight = _fit_update(out_msg.content, quantizer, cfg.vector_length)
+                client.set_float_input(flat, quantizer, weight=weight)  # quantised and masked in one pass below
         except ValueError as exc:
             _forget(ctxt)
             return reply(stage, encode(client.abort(str(exc))))
@@ -235,7 +251,7 @@ def _mod(msg, ctxt, call_next, policy: Policy):
     if out is None or client.round.value in ("completed", "aborted"):
         _forget(ctxt)
     else:
-        _save(ctxt, client, quantizer)
+        _save(ctxt, client, quantizer, enc)
     return reply(stage, None if out is None else encode(out))
 
 
@@ -254,13 +270,52 @@ def _fit_update(content, quantizer: Quantizer, length: int) -> tuple[np.ndarray,
     return flat, weight
 
 
+def _fitins_vector(content) -> np.ndarray:
+    """The global parameters the fit starts from, flattened."""
+    from flwr.common import parameters_to_ndarrays
+    from flwr.compat.common import recorddict_compat as compat
+
+    return _flatten(parameters_to_ndarrays(compat.recorddict_to_fitins(content, keep_input=True).parameters))
+
+
+def _encode_private(content, sent: np.ndarray, enc: "ddp.DdpEncoding", label: bytes) -> np.ndarray:
+    """The DDP encoding of the fit's update (its parameters minus ``sent``), noise from the OS CSPRNG."""
+    from flwr.common import parameters_to_ndarrays
+    from flwr.compat.common import recorddict_compat as compat
+
+    flat = _flatten(parameters_to_ndarrays(compat.recorddict_to_fitres(content, keep_input=True).parameters))
+    if flat.size != enc.length or sent.size != enc.length:
+        raise ValueError(f"the fit returned {flat.size} parameters; the DDP encoding expects {enc.length}.")
+    vector, clipped = ddp.encode(enc, flat - sent, round_seed(label), resolve(None))
+    if clipped:
+        _log(logging.INFO, "lepton_secagg: the update was clipped to L2 norm %g.", enc.clip)
+    return vector
+
+
+def _dp_fields(enc: "ddp.DdpEncoding | None") -> dict:
+    if enc is None:
+        return {}
+    return {"dp_mechanism": enc.mechanism, "dp_length": enc.length, "dp_bits": enc.bits, "dp_clip": enc.clip,
+            "dp_scale": enc.scale, "dp_noise": str(enc.noise), "dp_beta": enc.beta}
+
+
+def _dp_from_record(record) -> "ddp.DdpEncoding | None":
+    from fractions import Fraction
+
+    if "dp_mechanism" not in record:
+        return None
+    return ddp.DdpEncoding(str(record["dp_mechanism"]), int(record["dp_length"]), int(record["dp_bits"]),
+                           float(record["dp_clip"]), float(record["dp_scale"]), Fraction(str(record["dp_noise"])),
+                           float(record["dp_beta"]))
+
+
 def _flatten(arrays) -> np.ndarray:
     if not arrays:
         return np.zeros(0)
     return np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in arrays])
 
 
-def _save(ctxt, client: Client, quantizer: Quantizer) -> None:
+def _save(ctxt, client: Client, quantizer: Quantizer, enc=None) -> None:
     from flwr.app import ConfigRecord
 
     ctxt.state.config_records[STATE_KEY] = ConfigRecord({
@@ -271,6 +326,7 @@ def _save(ctxt, client: Client, quantizer: Quantizer) -> None:
         "bits": quantizer.bits,
         "num_clients": quantizer.num_clients,
         "max_weight": quantizer.max_weight,
+        **_dp_fields(enc),
     })
 
 
@@ -283,7 +339,7 @@ def _load(ctxt):
         clip=float(record["clip"]), step=float(record["step"]), bits=int(record["bits"]),
         num_clients=int(record["num_clients"]), max_weight=int(record["max_weight"]),
     )
-    return Client.restore(cfg, record["session"]), quantizer
+    return Client.restore(cfg, record["session"]), quantizer, _dp_from_record(record)
 
 
 def _forget(ctxt) -> None:
@@ -311,6 +367,7 @@ class RoundReport:
         server_seconds: protocol round -> time in ``lepton_secagg.Server`` (decode included).
         bytes_up / bytes_down: protocol round -> our wire bytes, all clients together.
         error: why the round ended without a result, or None.
+        epsilon: with ``dp``, epsilon spent so far (at ``dp_delta``, for the nodes included).
     """
 
     server_round: int
@@ -325,6 +382,7 @@ class RoundReport:
     bytes_up: dict = field(default_factory=dict)
     bytes_down: dict = field(default_factory=dict)
     error: str | None = None
+    epsilon: float | None = None
 
 
 class LeptonSecAggWorkflow:
@@ -366,6 +424,10 @@ class LeptonSecAggWorkflow:
         prg: the mask PRG, "aes128ctr" or "chacha20".
         timeout: seconds to wait for the replies of each protocol round
             (None: wait for all); a node that has not answered is dropped.
+        dp: a ``lepton_secagg.dp.DdpEncoding`` (its length the number of model
+            parameters): distributed DP, an unweighted mean of clipped noisy
+            updates in a ``dp.bits``-bit ring (``bits`` is then ignored).
+        dp_delta: the delta at which ``RoundReport.epsilon`` is reported.
 
     After each round, ``reports[-1]`` is a ``RoundReport`` (included and
     dropped nodes, timings, bytes).
@@ -386,6 +448,8 @@ class LeptonSecAggWorkflow:
         prg: str = "aes128ctr",
         timeout: float | None = None,
         rng: Rng | None = None,
+        dp: "ddp.DdpEncoding | None" = None,
+        dp_delta: float = 1e-5,
     ) -> None:
         for name, value in (("num_shares", num_shares), ("reconstruction_threshold", reconstruction_threshold)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
@@ -415,6 +479,15 @@ class LeptonSecAggWorkflow:
         self.timeout = timeout
         self._rng = resolve(rng)
         self.reports: list[RoundReport] = []
+        if dp is not None and not isinstance(dp, ddp.DdpEncoding):
+            raise ValueError(f"dp must be a DdpEncoding or None, got {type(dp).__name__}.")
+        self.dp = dp
+        self.accountant = None
+        if dp is not None:
+            from ..dp.accounting import Accountant  # dp-accounting and scipy load only for a private run
+
+            self.bits = dp.bits
+            self.accountant = Accountant(dp_delta)
         # Fail early on a quantiser that can never work (e.g. max_weight too large for bits).
         self.make_quantizer(2)
 
@@ -488,6 +561,10 @@ class LeptonSecAggWorkflow:
         node_ids = sorted(fitins)
         templates = parameters_to_ndarrays(parameters)
         length = sum(int(np.asarray(a).size) for a in templates) + 1  # + the weight slot
+        if self.dp is not None:
+            if self.dp.length != length - 1:
+                raise ValueError(f"the model has {length - 1} parameters; the DDP encoding is for {self.dp.length}.")
+            length = self.dp.padded_length
 
         label = b"flower/%d/%d/" % (int(getattr(context, "run_id", 0) or 0), current_round) + self._rng.bytes(16)
         n = len(node_ids)
@@ -501,7 +578,12 @@ class LeptonSecAggWorkflow:
         if total is None:
             _log(logging.ERROR, "lepton_secagg: secure aggregation halted: %s", report.error)
             return
-        mean, weight = quantizer.decode(total, len(report.included))
+        if self.dp is not None:
+            mean = _flatten(templates) + ddp.decode(self.dp, total, round_seed(label)) / len(report.included)
+            weight = len(report.included)  # DP-FedAvg: an unweighted mean of clipped updates
+            report.epsilon = self.accountant.record(self.dp, len(report.included))
+        else:
+            mean, weight = quantizer.decode(total, len(report.included))
         report.total_weight = int(weight)
         arrays, offset = [], 0
         for template in templates:
@@ -534,7 +616,7 @@ class LeptonSecAggWorkflow:
             return {
                 "stage": _SETUP, "config": cfg_bytes, "client_id": cid,
                 "clip": quantizer.clip, "step": quantizer.step, "bits": quantizer.bits, "levels": quantizer.levels,
-                "num_clients": quantizer.num_clients, "max_weight": quantizer.max_weight,
+                "num_clients": quantizer.num_clients, "max_weight": quantizer.max_weight, **_dp_fields(self.dp),
             }
 
         pending = {cid: None for cid in range(len(node_ids))}  # cid -> server message (None: the setup)
