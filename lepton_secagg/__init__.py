@@ -24,7 +24,7 @@ from .policy import Policy
 from .server import AggregationResult, Server
 from .wire import decode, encode
 
-from . import adapters, encoding, hazmat, testing  # noqa: E402  (ls.testing.simulate, ls.encoding, ls.adapters.torch)
+from . import adapters, arrays, encoding, hazmat, testing  # noqa: E402  (ls.testing.simulate, ls.arrays.plan, ls.encoding, ls.adapters.torch)
 
 __all__ = [
     "__version__",
@@ -38,6 +38,7 @@ __all__ = [
     "decode",
     "testing",
     "encoding",
+    "arrays",
     "hazmat",
     "adapters",
     *(n for n in _messages_all if n not in {c.__name__ for c in _fl_messages} | {"FL_MESSAGES"}),

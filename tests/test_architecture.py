@@ -12,7 +12,7 @@ PKG = Path(__file__).resolve().parents[1] / "lepton_secagg"
 LAYERS = [
     ("kernels", ["_kernels/", "exceptions.py", "_version.py"]),
     ("hazmat", ["hazmat/"]),
-    ("wire", ["messages.py", "wire.py", "config.py", "policy.py", "parameters.py", "encoding.py"]),
+    ("wire", ["messages.py", "wire.py", "config.py", "policy.py", "parameters.py", "encoding.py", "arrays.py"]),
     ("rounds", ["_state.py", "_session.py", "_client_rounds.py", "_server_rounds.py"]),
     ("sessions", ["client.py", "server.py"]),
     ("transport", ["transport/", "testing.py", "_progress.py"]),
