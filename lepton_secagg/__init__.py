@@ -1,6 +1,8 @@
 """lepton_secagg: secure aggregation (SecAgg, SecAgg+) for federated learning."""
 from __future__ import annotations
 
+import logging as _logging
+
 from ._state import Round
 from ._version import __version__
 from .client import Client
@@ -53,3 +55,7 @@ __all__ = [
     "SignatureError",
     "ConfigRefused",
 ]
+
+# A library configures no logging: without a handler of the application's, its records go nowhere
+# (not to Python's last-resort stderr handler).
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())

@@ -17,7 +17,7 @@ LAYERS = [
     ("sessions", ["client.py", "server.py"]),
     ("transport", ["transport/", "testing.py", "_progress.py"]),
     ("adapters", ["adapters/", "integrations/"]),
-    ("apps", ["fl/", "cli.py", "__main__.py"]),
+    ("apps", ["fl/", "cli.py", "__main__.py", "_preflight.py"]),
 ]
 NO_IO_BELOW = "transport"  # no socket, thread, clock or event loop below this layer
 IO_MODULES = {"socket", "asyncio", "threading", "time", "selectors", "subprocess"}

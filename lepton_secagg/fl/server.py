@@ -118,6 +118,8 @@ class Server:
         registry: a ``ModelRegistry`` to use (default: a new in-memory one).
         ssl_context: a server ``ssl.SSLContext`` for TLS.
         linger: seconds to keep serving downloads after the last phase.
+        on_evaluation: optional ``f(metrics)`` called with each ``history`` entry
+            as it is recorded (live progress).
     """
 
     def __init__(
@@ -145,6 +147,7 @@ class Server:
         ssl_context=None,
         linger: float = 0.0,
         rng: Rng | None = None,
+        on_evaluation=None,
     ):
         if not isinstance(clients, int) or clients < 2:
             raise ValueError("clients must be an int >= 2 (secure aggregation needs at least two parties).")
@@ -180,6 +183,7 @@ class Server:
         self.linger = float(linger)
         self.run_id = self._rng.bytes(6).hex()
         self.history: list[dict] = []
+        self.on_evaluation = on_evaluation
         self.round_log: list[dict] = []
         self._initial = state
         self._orgs: dict[str, int] = {}
@@ -335,6 +339,8 @@ class Server:
             if self.evaluate_fn is not None:
                 metrics.update({k: float(v) for k, v in self.evaluate_fn(base).items()})
             self.history.append(metrics)
+            if self.on_evaluation is not None:
+                self.on_evaluation(metrics)
             self._log("round_end", {"round": ph.round, "phase": ph.kind, "included": included, "dropped": dropped, "model_sha256": base.sha256})
             self._log("evaluation", metrics)
             logger.info("eval %d (version %d): accuracy %.4f, loss %.4f over %d examples", ph.round, base.version, metrics["accuracy"], metrics["loss"], total)
