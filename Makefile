@@ -1,7 +1,11 @@
 # Two commands from a fresh clone: `make demo` and `make test` (see README.md).
+# One stamp per install level: `make demo` installs the core only (numpy, msgpack,
+# pynacl, pycryptodome and the C extension); `make test` adds the rest on top, also
+# after a `make demo`.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
+CORE   := $(VENV)/.installed-core
 STAMP  := $(VENV)/.installed
 
 .PHONY: install test test-pure demo bench clean
@@ -10,12 +14,17 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
 
+$(CORE): $(PY) pyproject.toml setup.py $(wildcard src_ext/*.c src_ext/*.h)
+	$(PY) -m pip install --quiet -e .
+	$(PY) -c "import lepton_secagg._kernels as k; print('lepton_secagg kernel backend:', k.BACKEND)"
+	touch $(CORE)
+
 # torch is pinned: this version is a CPU build on the project's machines; a bare
 # `torch` would pull a multi-GB CUDA build.
 # Flower 1.42 pins certifi>=2026.10.19, newer than the registry holds: install
 # its requirements (requirements-flower.txt, certifi unpinned), then flwr itself
 # without dependencies (see docs/integrations/flower.md).
-$(STAMP): $(PY) pyproject.toml setup.py requirements-flower.txt $(wildcard src_ext/*.c src_ext/*.h)
+$(STAMP): $(CORE) requirements-flower.txt
 	$(PY) -m pip install --quiet "torch==2.13.0"
 	$(PY) -m pip install --quiet -e ".[dev]"
 	$(PY) -m pip install --quiet -r requirements-flower.txt
@@ -32,7 +41,7 @@ test: $(STAMP)
 test-pure: $(STAMP)
 	LEPTON_SECAGG_PUREPYTHON=1 $(PY) -m pytest -q -p no:cacheprovider
 
-demo: $(STAMP)
+demo: $(CORE)
 	$(PY) -m lepton_secagg demo
 
 bench: $(STAMP)

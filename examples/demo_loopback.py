@@ -1,8 +1,8 @@
 """One aggregation over real loopback TCP: a server and N clients as asyncio tasks.
 
-Some clients crash (close their socket abruptly) after a chosen round; the
-server drops them when they stop answering and the decoded sum still equals
-the plaintext sum of the included inputs.
+Some clients drop out in a chosen round (``drop_in``: they close their socket
+abruptly instead of answering); the server drops them when they stop answering
+and the decoded sum still equals the plaintext sum of the included inputs.
 
     python examples/demo_loopback.py            # 12 clients, m = 1000
     python examples/demo_loopback.py 50 10000   # n, m
@@ -22,12 +22,12 @@ async def main(n: int, m: int) -> bool:
     cfg = ls.Config(num_clients=n, vector_length=m)
     rng = np.random.default_rng(0)
     inputs = [rng.integers(0, 2**32, m, dtype=np.uint64).astype(np.uint32) for _ in range(n)]
-    crashes = {1: "advertise_keys", 2: "share_keys", 3: "masked_input"}  # 3 is still in the sum
+    drops = {1: "share_keys", 2: "masked_input", 3: "unmasking"}  # 3 sent its masked input: still in the sum
 
     server = AggregationServer(cfg, "127.0.0.1", 0, round_timeout=30)
     await server.start()
     print(f"server on 127.0.0.1:{server.port}, {n} clients, m={m}, t={cfg.threshold}")
-    clients = [run_client("127.0.0.1", server.port, cid, inputs[cid], drop_after=crashes.get(cid)) for cid in range(n)]
+    clients = [run_client("127.0.0.1", server.port, cid, inputs[cid], drop_in=drops.get(cid)) for cid in range(n)]
     result, *outcomes = await asyncio.gather(server.run(), *clients)
 
     for name, st in server.stats.items():
@@ -44,5 +44,5 @@ async def main(n: int, m: int) -> bool:
 if __name__ == "__main__":
     args = [int(a) for a in sys.argv[1:3]] or [12, 1000]
     if args[0] < 8:
-        sys.exit("use at least 8 clients: 3 of them crash, and the threshold is a majority.")
+        sys.exit("use at least 8 clients: 3 of them drop out, and the threshold is a majority.")
     sys.exit(0 if asyncio.run(main(*args)) else 1)

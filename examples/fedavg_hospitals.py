@@ -77,21 +77,21 @@ def main(rounds: int, workdir: Path) -> dict:
     print(f"registry: {[(v['version'], v['sha256'][:12], v['contributors']) for v in result.versions]}")
     print(f"held-out accuracy of version {result.model.version}: {accuracy:.3f}; audit log {audit.entries} entries verified")
     return {"ok": len(report) == 3 and audit.complete and accuracy > 0.85, "accuracy": accuracy, "rounds": rounds,
-            "versions": len(result.versions), "audit_entries": audit.entries, "plot": result.plot}
+            "versions": len(result.versions), "audit_entries": audit.entries, "plot": result.plot,
+            "audit_log": str(result.audit_log)}
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="2 rounds (CI)")
     ap.add_argument("--rounds", type=int, default=None)
-    ap.add_argument("--workdir", default=None, help="where to write the CSVs, the audit log and the plot (default: a temp dir)")
+    ap.add_argument("--workdir", default=None,
+                    help="where to write the CSVs, the audit log and the plot (default: a new temporary directory, kept and printed)")
     args = ap.parse_args()
     rounds = args.rounds or (2 if args.quick else 5)
-    if args.workdir:
-        Path(args.workdir).mkdir(parents=True, exist_ok=True)
-        out = main(rounds, Path(args.workdir))
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            out = main(rounds, Path(tmp))
-    print(json.dumps(out))
+    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="fedavg_hospitals-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    out = main(rounds, workdir)
+    print(f"outputs (CSVs, audit.jsonl, progress.png) in {workdir}")
+    print(json.dumps({**out, "workdir": str(workdir)}))
     raise SystemExit(0 if out["ok"] else 1)

@@ -1,6 +1,8 @@
 """lepton_secagg: secure aggregation (SecAgg, SecAgg+) for federated learning."""
 from __future__ import annotations
 
+import logging as _logging
+
 from ._state import Round
 from ._version import __version__
 from .client import Client
@@ -24,7 +26,7 @@ from .policy import Policy
 from .server import AggregationResult, Server
 from .wire import decode, encode
 
-from . import adapters, encoding, hazmat, testing  # noqa: E402  (ls.testing.simulate, ls.encoding, ls.adapters.torch)
+from . import adapters, arrays, encoding, hazmat, testing  # noqa: E402  (ls.testing.simulate, ls.arrays.plan, ls.encoding, ls.adapters.torch)
 
 __all__ = [
     "__version__",
@@ -38,6 +40,7 @@ __all__ = [
     "decode",
     "testing",
     "encoding",
+    "arrays",
     "hazmat",
     "adapters",
     *(n for n in _messages_all if n not in {c.__name__ for c in _fl_messages} | {"FL_MESSAGES"}),
@@ -52,3 +55,7 @@ __all__ = [
     "SignatureError",
     "ConfigRefused",
 ]
+
+# A library configures no logging: without a handler of the application's, its records go nowhere
+# (not to Python's last-resort stderr handler).
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())

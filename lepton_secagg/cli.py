@@ -12,15 +12,16 @@ import asyncio
 import dataclasses
 import json
 import logging
-import ssl
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__
+from . import _preflight as pre
 from ._progress import Progress
 from ._state import rounds_for
 from .config import MODES, Config
@@ -44,6 +45,8 @@ _SECAGG_PLUS_CORRUPT = 0.05  # --secagg-plus's corrupt fraction in semi-honest m
 
 def _config_from_args(args, dropout: float = 0.0) -> Config:
     kw = dict(bits=args.bits, prg=args.prg)
+    if args.design_dropout is not None and not args.secagg_plus:
+        raise ValueError("--design-dropout only applies with --secagg-plus (it sets the dropout rate (k, t) are chosen for).")
     if args.mode == "active" and args.corrupt is None:
         raise ValueError("--mode active needs --corrupt FRACTION: the fraction of clients that may collude with the "
                          "server (e.g. 0.1); the threshold is chosen to withstand it.")
@@ -143,26 +146,6 @@ def _dropped_json(dropped: dict) -> dict:
     return {str(k): [int(i) for i in v] for k, v in dropped.items()}
 
 
-def _server_ssl(cert, key):
-    if not cert and not key:
-        return None
-    if not (cert and key):
-        raise SystemExit("error: --tls-cert and --tls-key go together.")
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(cert, key)
-    return ctx
-
-
-def _client_ssl(ca):
-    return ssl.create_default_context(cafile=ca) if ca else None
-
-
-def _load_identities(path):
-    """A file of hex verify keys, one per line (active mode)."""
-    keys = [bytes.fromhex(line.strip()) for line in Path(path).read_text().splitlines() if line.strip()]
-    return tuple(keys)
-
-
 # --- simulate ----------------------------------------------------------------------
 
 
@@ -211,13 +194,12 @@ def cmd_simulate(args) -> int:
 def cmd_serve(args) -> int:
     from .transport.server import AggregationServer
 
-    kw = {}
-    if args.identities:
-        kw["identities"] = _load_identities(args.identities)
+    # Everything is checked before the port is bound: no session runs only to find its sum cannot be written.
     cfg = _config_from_args(args, args.dropout)
-    if kw:
-        cfg = dataclasses.replace(cfg, **kw)
-    ctx = _server_ssl(args.tls_cert, args.tls_key)
+    if args.identities:
+        cfg = dataclasses.replace(cfg, identities=pre.load_identities(args.identities, cfg.num_clients))
+    ctx = pre.server_ssl(args.tls_cert, args.tls_key)
+    pre.check_writable(args.output, "--output")
     if args.write_config:
         try:
             Path(args.write_config).write_bytes(encode_config(cfg))
@@ -244,7 +226,8 @@ def cmd_serve(args) -> int:
         _emit(args, {"ok": False, "error": str(res), "seconds": srv.seconds})
         return EXIT_ABORTED
     _print_table(rows, out)
-    np.save(args.output, res.sum)
+    with open(args.output, "wb") as f:  # exactly this path (np.save would append .npy to a bare name)
+        np.save(f, res.sum)
     print(f"{len(res.included)} of {cfg.num_clients} inputs in the sum, written to {args.output} ({srv.seconds:.2f}s)", file=out)
     _emit(args, {"ok": True, "included": list(res.included), "dropped": _dropped_json(res.dropped), "seconds": srv.seconds,
                  "rounds": {r["round"]: {k: r[k] for k in ("seconds", "bytes_up", "bytes_down", "dropped")} for r in rows}})
@@ -255,17 +238,24 @@ def cmd_serve(args) -> int:
 
 
 def cmd_join(args) -> int:
-    from .hazmat.sign import Identity
-    from .transport.client import run_client
+    from .transport.client import drop_round, run_client
 
-    host, _, port = args.server.rpartition(":")
-    if not host or not port.isdigit():
-        raise SystemExit(f"error: --server must be HOST:PORT, got {args.server!r}.")
-    vector = np.load(args.input, allow_pickle=False)
-    identity = Identity(bytes.fromhex(Path(args.identity).read_text().strip())) if args.identity else None
+    # Everything is checked before connecting; with --config the input is checked against the pinned configuration.
+    host, port = args.server
     policy = _join_policy(args)
-    outcome = asyncio.run(run_client(host.strip("[]"), int(port), args.id, vector, ssl_context=_client_ssl(args.tls_ca),
-                                     identity=identity, drop_after=args.drop_after, timeout=args.timeout, policy=policy))
+    vector = pre.load_input(args.input, "--input", policy.config)
+    identity = pre.load_identity(args.identity) if args.identity else None
+    ctx = pre.client_ssl(args.tls_ca)
+    drop_in = args.drop_in
+    if args.drop_after is not None:
+        print("warning: --drop-after ROUND is deprecated; use --drop-in with the next round "
+              "(the round whose reply the client never sends).", file=sys.stderr)
+    if policy.config is not None:
+        drop_round(policy.config.mode, drop_in, args.drop_after)  # a round the pinned mode lacks fails before connecting
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # said once, above
+        outcome = asyncio.run(run_client(host, port, args.id, vector, ssl_context=ctx, identity=identity, drop_in=drop_in,
+                                         drop_after=args.drop_after, timeout=args.timeout, policy=policy))
     msg = f"client {args.id}: {outcome.status}" + (f" after round {outcome.round}" if outcome.round else "") + (f" ({outcome.reason})" if outcome.reason else "")
     print(msg, file=sys.stderr if args.json else sys.stdout)
     _emit(args, {"ok": outcome.ok, "id": args.id, "status": outcome.status, "round": outcome.round, "reason": outcome.reason,
@@ -277,6 +267,13 @@ def cmd_join(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    loop, fed, dp = args.loopback_options, args.fedavg_options, args.dp_options
+    takes = {"fedavg": fed, "dp": loop + dp, "poisoning": ["--rounds"], None: loop}[args.target]
+    wrong = pre.given(args.argv, [o for o in loop + fed + dp if o not in takes])
+    if wrong:
+        which = f"demo {args.target}" if args.target else "demo (the loopback sum)"
+        raise ValueError(f"{which} does not take {', '.join(wrong)}; it takes "
+                         f"{', '.join(o for o in takes if o.startswith('--'))}, --seed, --json, -q and -v.")
     if args.target == "fedavg":
         return cmd_demo_fedavg(args)
     if args.target == "poisoning":
@@ -297,7 +294,8 @@ def cmd_demo(args) -> int:
     rng = np.random.default_rng(args.seed)
     rounds = rounds_for(cfg.mode)
     inputs = _random_inputs(rng, cfg)
-    crashes = _random_dropouts(rng, cfg, args.dropout, rounds[:-1])  # a crash after the last round changes nothing
+    # A drop in advertise_keys would only free the id and hold the join phase open until its deadline.
+    crashes = _random_dropouts(rng, cfg, args.dropout, rounds[1:])
     out = sys.stderr if args.json else sys.stdout
     print(f"demo: {_describe(cfg)} over loopback TCP; {len(crashes)} clients will crash", file=out)
     progress = Progress(enabled=not args.quiet)
@@ -305,7 +303,7 @@ def cmd_demo(args) -> int:
     async def go():
         srv = AggregationServer(cfg, "127.0.0.1", 0, round_timeout=args.round_timeout, join_timeout=args.round_timeout, progress=progress)
         await srv.start()
-        clients = [run_client("127.0.0.1", srv.port, cid, inputs[cid], drop_after=crashes.get(cid),
+        clients = [run_client("127.0.0.1", srv.port, cid, inputs[cid], drop_in=crashes.get(cid),
                               identity=identities[cid] if identities else None, timeout=args.round_timeout * 4,
                               policy=Policy(config=cfg))
                    for cid in range(cfg.num_clients)]
@@ -322,7 +320,7 @@ def cmd_demo(args) -> int:
         return EXIT_ABORTED
     _print_table(rows, out)
     sum_ok = bool(np.array_equal(res.sum, _plain_sum(inputs, res.included, cfg)))
-    must = {cid for cid in range(cfg.num_clients) if cid not in crashes or rounds.index(crashes[cid]) >= rounds.index("masked_input")}
+    must = {cid for cid in range(cfg.num_clients) if cid not in crashes or rounds.index(crashes[cid]) > rounds.index("masked_input")}
     included_ok = must <= set(res.included)
     ok = sum_ok and included_ok
     total_bytes = sum(r["bytes_up"] + r["bytes_down"] for r in rows)
@@ -355,13 +353,22 @@ def cmd_demo_dp(args) -> int:
 # --- demo fedavg / audit verify (federated learning, lepton_secagg.fl) -------------------
 
 
+_FL_EXTRA = {"torch": "torch", "sklearn": "scikit-learn", "matplotlib": "matplotlib"}  # module -> package of the [fl] extra
+
+
 def cmd_demo_fedavg(args) -> int:
+    missing = pre.missing_modules(_FL_EXTRA)
+    if missing:
+        raise ValueError(f"demo fedavg needs the [fl] extra ({', '.join(_FL_EXTRA.values())}); missing here: "
+                         f"{', '.join(_FL_EXTRA[m] for m in missing)}. Install it with: pip install 'lepton-secagg[fl]' "
+                         "(in a clone: pip install -e '.[fl]', or make test).")
+    for path, option in ((args.plot, "--plot"), (args.audit_log, "--audit-log")):
+        if path:
+            pre.check_writable(path, option)
     from .fl.demo import run_demo
 
-    if args.rounds < 1 or args.epochs < 1:
-        raise ValueError("--rounds and --epochs must be at least 1.")
     res = run_demo(rounds=args.rounds, epochs=args.epochs, seed=3 if args.seed is None else args.seed, plot=args.plot,
-                   audit_log=args.audit_log, crash=args.crash, quiet=args.json or args.quiet)
+                   audit_log=args.audit_log, crash=args.crash, quiet=args.quiet, stream=sys.stderr if args.json else sys.stdout)
     ok = res["global_accuracy"] > res["local_accuracy"] and res["centralized_accuracy"] - res["global_accuracy"] <= 0.03
     if not args.json:
         print(f"federated within 3 points of centralised and above local-only: {'yes' if ok else 'NO'}")
@@ -438,21 +445,30 @@ def _find_bench_dir():
 # --- parser ------------------------------------------------------------------------
 
 
-def _add_config_args(p, clients_default=None, length_default=None) -> None:
-    p.add_argument("--clients", "-n", type=int, required=clients_default is None, default=clients_default, help="number of clients n")
-    p.add_argument("--length", "-m", type=int, required=length_default is None, default=length_default, help="vector length m")
-    p.add_argument("--threshold", "-t", type=int, default=None, help="Shamir threshold (default: smallest safe majority)")
+_FRACTION = pre.float_in(0.0, 1.0, hi_open=True)  # corrupt and design-dropout fractions: [0, 1), as Config takes them
+_SECONDS = pre.float_in(0.0, None, lo_open=True)
+
+
+def _add_config_args(p, clients_default=None, length_default=None) -> list:
+    """The configuration options; returns their actions."""
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--neighbors", "-k", type=int, default=None, help="SecAgg+ Harary graph degree k (even)")
-    g.add_argument("--secagg-plus", action="store_true", help="pick SecAgg+ (k, t) from the corrupt and dropout fractions")
-    p.add_argument("--corrupt", type=float, default=None,
-                   help="fraction of all clients that may collude with the server; the threshold must withstand it "
-                        f"(required with --mode active; --secagg-plus default {_SECAGG_PLUS_CORRUPT}, else 0)")
-    p.add_argument("--design-dropout", type=float, default=None,
-                   help="dropout fraction --secagg-plus designs (k, t) for (default: --dropout if > 0, else 0.1)")
-    p.add_argument("--mode", choices=MODES, default="semi-honest")
-    p.add_argument("--prg", choices=("aes128ctr", "chacha20"), default="aes128ctr")
-    p.add_argument("--bits", type=int, default=32, help="ring Z_(2^bits), 1..64 (default 32)")
+    return [
+        p.add_argument("--clients", "-n", type=pre.int_in(2, 1 << 20), required=clients_default is None, default=clients_default,
+                       help="number of clients n, 2..2^20"),
+        p.add_argument("--length", "-m", type=pre.int_in(1, 1 << 31), required=length_default is None, default=length_default,
+                       help="vector length m, 1..2^31"),
+        p.add_argument("--threshold", "-t", type=pre.int_in(2), default=None, help="Shamir threshold (default: smallest safe majority)"),
+        g.add_argument("--neighbors", "-k", type=pre.int_in(2), default=None, help="SecAgg+ Harary graph degree k (even)"),
+        g.add_argument("--secagg-plus", action="store_true", help="pick SecAgg+ (k, t) from the corrupt and dropout fractions"),
+        p.add_argument("--corrupt", type=_FRACTION, default=None,
+                       help="fraction in [0, 1) of all clients that may collude with the server; the threshold must withstand it "
+                            f"(required with --mode active; --secagg-plus default {_SECAGG_PLUS_CORRUPT}, else 0)"),
+        p.add_argument("--design-dropout", type=_FRACTION, default=None,
+                       help="dropout fraction in [0, 1) --secagg-plus designs (k, t) for (default: --dropout if > 0, else 0.1)"),
+        p.add_argument("--mode", choices=MODES, default="semi-honest"),
+        p.add_argument("--prg", choices=("aes128ctr", "chacha20"), default="aes128ctr"),
+        p.add_argument("--bits", type=pre.int_in(1, 64), default=32, help="ring Z_(2^bits), 1..64 (default 32)"),
+    ]
 
 
 def _add_common(p) -> None:
@@ -468,18 +484,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("simulate", help="run one session in memory with random inputs and dropouts")
     _add_config_args(p)
-    p.add_argument("--dropout", type=float, default=0.0, help="fraction of clients that drop at a random round")
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--dropout", type=pre.float_in(0.0, 1.0), default=0.0, help="fraction in [0, 1] of clients that drop at a random round")
+    p.add_argument("--seed", type=pre.int_in(0), default=None)
     _add_common(p)
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("serve", help="serve one aggregation over TCP and write the sum")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=7373, help="0 picks a free port (printed on stderr)")
+    p.add_argument("--port", type=pre.int_in(0, 65535), default=7373, help="0..65535; 0 picks a free port (printed on stderr)")
     _add_config_args(p)
-    p.add_argument("--dropout", type=float, default=0.1, help=argparse.SUPPRESS)  # serve: only a default for --design-dropout
-    p.add_argument("--round-timeout", type=float, default=30.0, help="seconds each round waits for replies")
-    p.add_argument("--join-timeout", type=float, default=60.0, help="seconds the join phase lasts at most")
+    p.add_argument("--dropout", type=pre.float_in(0.0, 1.0), default=0.1, help=argparse.SUPPRESS)  # serve: only a default for --design-dropout
+    p.add_argument("--round-timeout", type=_SECONDS, default=30.0, help="seconds (> 0) each round waits for replies")
+    p.add_argument("--join-timeout", type=_SECONDS, default=60.0, help="seconds (> 0) the join phase lasts at most")
     p.add_argument("--tls-cert", help="server certificate (PEM) for TLS")
     p.add_argument("--tls-key", help="server private key (PEM) for TLS")
     p.add_argument("--identities", help="active mode: file of every client's hex Ed25519 verify key, one per line")
@@ -489,18 +505,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("join", help="take part in an aggregation as one client")
-    p.add_argument("--server", required=True, help="HOST:PORT")
-    p.add_argument("--id", type=int, required=True, help="this client's id, 0..n-1")
+    p.add_argument("--server", type=pre.host_port, required=True, help="HOST:PORT")
+    p.add_argument("--id", type=pre.int_in(0, (1 << 20) - 1), required=True, help="this client's id, 0..n-1")
     p.add_argument("--input", required=True, help="the input vector (.npy, integers in [0, 2^bits))")
     p.add_argument("--tls-ca", help="CA certificate (PEM) to verify the server; enables TLS")
     p.add_argument("--identity", help="active mode: file holding this client's hex 32-byte Ed25519 seed (needs --config or --config-digest)")
     p.add_argument("--config", help="accept only this configuration (the file 'serve --write-config' wrote)")
     p.add_argument("--config-digest", help="accept only the configuration with this digest (64 hex characters, printed by serve)")
-    p.add_argument("--min-corrupt", type=float, default=0.0,
+    p.add_argument("--min-corrupt", type=_FRACTION, default=0.0,
                    help="refuse a threshold that does not withstand this fraction of colluding clients (default 0)")
-    p.add_argument("--drop-after", choices=("advertise_keys", "share_keys", "masked_input", "consistency_check", "unmasking"),
-                   help="send this round's reply, then close the socket abruptly (crash test)")
-    p.add_argument("--timeout", type=float, default=120.0, help="longest wait for any one server message")
+    drops = p.add_mutually_exclusive_group()
+    drops.add_argument("--drop-in", choices=rounds_for("active"),
+                       help="never send this round's reply: close the socket abruptly instead (crash test)")
+    drops.add_argument("--drop-after", choices=rounds_for("active"), help="deprecated: --drop-in with the next round")
+    p.add_argument("--timeout", type=_SECONDS, default=120.0, help="seconds (> 0): longest wait for any one server message")
     _add_common(p)
     p.set_defaults(func=cmd_join)
 
@@ -509,21 +527,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fedavg: three hospitals train a breast-cancer model with FedAvg over secure aggregation; "
                         "poisoning: one boosted client, SecAgg vs Prio3 with the L2 circuit (docs/mpc.md); "
                         "dp: one aggregation with distributed differential privacy")
-    _add_config_args(p, clients_default=20, length_default=10_000)
-    p.add_argument("--dropout", type=float, default=0.2, help="fraction of clients that crash at a random round (default 0.2)")
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--round-timeout", type=float, default=30.0)
+    loopback = _add_config_args(p, clients_default=20, length_default=10_000)
+    loopback.append(p.add_argument("--dropout", type=pre.float_in(0.0, 1.0), default=0.2,
+                                   help="fraction in [0, 1] of clients that crash at a random round (default 0.2)"))
+    p.add_argument("--seed", type=pre.int_in(0), default=None)
+    loopback.append(p.add_argument("--round-timeout", type=_SECONDS, default=30.0, help="seconds (> 0) each round waits"))
     g = p.add_argument_group("demo fedavg")
-    g.add_argument("--rounds", type=int, default=10, help="fedavg: training rounds (default 10)")
-    g.add_argument("--epochs", type=int, default=2, help="fedavg: local epochs per round (default 2)")
-    g.add_argument("--plot", default="fedavg_progress.png", help="fedavg: where to write the progress plot (PNG)")
-    g.add_argument("--audit-log", default=None, help="fedavg: write the signed audit log (JSON lines) here")
-    g.add_argument("--crash", action="store_true", help="fedavg: hospital C crashes in the middle of round 1")
+    fedavg = [
+        g.add_argument("--rounds", type=pre.int_in(1, 1000), default=10, help="fedavg: training rounds, 1..1000 (default 10)"),
+        g.add_argument("--epochs", type=pre.int_in(1, 1000), default=2, help="fedavg: local epochs per round, 1..1000 (default 2)"),
+        g.add_argument("--plot", default="fedavg_progress.png", help="fedavg: where to write the progress plot (PNG)"),
+        g.add_argument("--audit-log", default=None, help="fedavg: write the signed audit log (JSON lines) here"),
+        g.add_argument("--crash", action="store_true", help="fedavg: hospital C crashes in the middle of round 1"),
+    ]
     g = p.add_argument_group("demo dp")
-    g.add_argument("--mechanism", choices=("gaussian", "skellam"), default="gaussian", help="dp: the noise (default gaussian)")
-    g.add_argument("--epsilon", type=float, default=1.0, help="dp: the target epsilon at delta = 1e-5 (default 1)")
+    dp = [
+        g.add_argument("--mechanism", choices=("gaussian", "skellam"), default="gaussian", help="dp: the noise (default gaussian)"),
+        g.add_argument("--epsilon", type=pre.float_in(0.0, 1e6), default=1.0, help="dp: the target epsilon at delta = 1e-5 (default 1)"),
+    ]
     _add_common(p)
-    p.set_defaults(func=cmd_demo)
+    # each target rejects the other's options (cmd_demo) instead of ignoring them
+    p.set_defaults(func=cmd_demo, loopback_options=[o for a in loopback for o in a.option_strings],
+                   fedavg_options=[o for a in fedavg for o in a.option_strings],
+                   dp_options=[o for a in dp for o in a.option_strings])
 
     p = sub.add_parser("audit", help="check an FL audit log")
     audit_sub = p.add_subparsers(dest="audit_command", required=True)
@@ -544,8 +570,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    level = {0: logging.WARNING if args.command in ("serve", "join") else logging.ERROR, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
+    args.argv = argv
+    # join reports its outcome (and its reason) itself: the transport's warnings would say it twice
+    level = {0: logging.WARNING if args.command == "serve" else logging.ERROR, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         return args.func(args)

@@ -38,12 +38,12 @@ def run_dp_demo(*, clients: int = 20, length: int = 1000, bits: int = 16, mechan
     cfg = Config(num_clients=clients, vector_length=enc.padded_length, bits=bits, session_label=label)
     secret = SystemRng() if seed is None else DeterministicRng(seed)
     vectors = [encode(enc, u, round_seed(label), secret)[0] for u in updates]
-    crashed = {cid: "share_keys" for cid in data.choice(clients, size=crashes, replace=False).tolist()}
+    crashed = {cid: "masked_input" for cid in data.choice(clients, size=crashes, replace=False).tolist()}
 
     async def go():
         srv = AggregationServer(cfg, "127.0.0.1", 0, round_timeout=timeout, join_timeout=timeout)
         await srv.start()
-        runs = [run_client("127.0.0.1", srv.port, cid, vectors[cid], drop_after=crashed.get(cid), timeout=timeout * 4)
+        runs = [run_client("127.0.0.1", srv.port, cid, vectors[cid], drop_in=crashed.get(cid), timeout=timeout * 4)
                 for cid in range(clients)]
         res, *_ = await asyncio.gather(srv.run(), *runs)
         return srv, res

@@ -12,7 +12,7 @@ PKG = Path(__file__).resolve().parents[1] / "lepton_secagg"
 LAYERS = [
     ("kernels", ["_kernels/", "exceptions.py", "_version.py"]),
     ("hazmat", ["hazmat/"]),
-    ("wire", ["messages.py", "wire.py", "config.py", "policy.py", "parameters.py", "encoding.py", "dp/"]),
+    ("wire", ["messages.py", "wire.py", "config.py", "policy.py", "parameters.py", "encoding.py", "dp/", "arrays.py"]),
     # Prio3 (issue 15): its own stack on hazmat and wire, beside (not on) the SecAgg rounds.
     ("mpc", ["mpc/__init__.py", "mpc/errors.py", "mpc/field.py", "mpc/xof.py", "mpc/flp.py", "mpc/circuits.py",
              "mpc/l2.py", "mpc/prio3.py", "mpc/batch.py",
@@ -21,7 +21,7 @@ LAYERS = [
     ("sessions", ["client.py", "server.py"]),
     ("transport", ["transport/", "testing.py", "_progress.py", "mpc/service.py"]),
     ("adapters", ["adapters/", "integrations/"]),
-    ("apps", ["fl/", "cli.py", "__main__.py", "mpc/cli.py", "dp_demo.py"]),
+    ("apps", ["fl/", "cli.py", "__main__.py", "mpc/cli.py", "dp_demo.py", "_preflight.py"]),
 ]
 NO_IO_BELOW = "transport"  # no socket, thread, clock or event loop below this layer
 IO_MODULES = {"socket", "asyncio", "threading", "time", "selectors", "subprocess"}

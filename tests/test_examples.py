@@ -44,6 +44,8 @@ def test_fedavg_hospitals_example(tmp_path):
     assert last["ok"] is True and last["rounds"] == 2 and last["versions"] == 3
     assert (tmp_path / "hospital0_train.csv").read_text().splitlines()[0].endswith(",label")
     assert (tmp_path / "progress.png").read_bytes()[:4] == b"\x89PNG"
+    assert last["workdir"] == str(tmp_path) and last["plot"] == str(tmp_path / "progress.png")  # where it says it left them
+    assert last["audit_log"] == str(tmp_path / "audit.jsonl") and (tmp_path / "audit.jsonl").stat().st_size > 0
     assert "round 2: federated accuracy" in out
 
 

@@ -26,7 +26,8 @@ from lepton_secagg.messages import ModelReply, PhaseOpen, PhaseRequest, TensorBl
 ARCH = "mlp:4,3,2"
 N, ROUNDS = 3, 2
 WEIGHTS = {0: 40, 1: 25, 2: 60}  # examples per organisation (the masked weights)
-CRASH = {(2, 1): "share_keys"}  # organisation 2 crashes after sharing keys in round 1: not in that sum
+LIVE = []  # (history entry, training rounds finished) as Server(on_evaluation=...) reported them
+CRASH = {(2, 1): "masked_input"}  # organisation 2 drops out in masked_input in round 1 (after sharing keys): not in that sum
 
 
 def _data(i):
@@ -42,11 +43,12 @@ def _delta(i, r, size):
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     torch.set_num_threads(1)
+    LIVE.clear()  # one run per kernel backend
     tmp = tmp_path_factory.mktemp("fl")
     torch.manual_seed(0)
     srv = Server(model=build_model(ARCH), architecture=ARCH, name="toy", clients=N, rounds=ROUNDS, clip=1.0,
                  max_weight=100, audit_log=tmp / "audit.jsonl", plot=tmp / "progress.png", join_timeout=20, round_timeout=20,
-                 linger=3.0).start()
+                 linger=3.0, on_evaluation=lambda metrics: LIVE.append((dict(metrics), len(srv.round_log)))).start()
     outcomes, errors = {}, []
 
     def org(i):
@@ -64,7 +66,7 @@ def run(tmp_path_factory):
                     return WEIGHTS[c.client_id]
 
                 c.train(m, train_fn=train_fn)
-                outcomes[(c.client_id, r)] = c.send_update(m, crash_after=CRASH.get((c.client_id, r)))
+                outcomes[(c.client_id, r)] = c.send_update(m, drop_in=CRASH.get((c.client_id, r)))
                 c.evaluate(data=_data(c.client_id))
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
@@ -90,6 +92,12 @@ def _downloads(address):
             c.load_model(name, version=version)
         out[key] = str(info.value)
     return out
+
+
+def test_each_evaluation_is_reported_as_it_is_recorded(run):
+    _, result, *_ = run
+    assert [metrics for metrics, _ in LIVE] == result.history
+    assert [finished for _, finished in LIVE] == [0, 1, 2]  # live: before the later training rounds ran
 
 
 def test_round_completes_despite_a_crash_and_equals_the_plaintext_weighted_average(run):

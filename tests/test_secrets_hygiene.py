@@ -288,7 +288,7 @@ def test_no_secret_in_debug_logs_of_a_transport_session(caplog):
         net = MemoryNetwork(srv)
         inputs = [np.full(cfg.vector_length, i + 1, dtype=np.uint32) for i in range(cfg.num_clients)]
         clients = [
-            net.run_client(i, inputs[i], rng=DeterministicRng(labels[i]), drop_after="share_keys" if i == 4 else None, timeout=20.0)
+            net.run_client(i, inputs[i], rng=DeterministicRng(labels[i]), drop_in="masked_input" if i == 4 else None, timeout=20.0)
             for i in range(cfg.num_clients)
         ]
         return await asyncio.gather(srv.run(), *clients, return_exceptions=True)

@@ -23,6 +23,7 @@ from lepton_secagg import wire
 from lepton_secagg.messages import Join
 from lepton_secagg.testing import make_identities
 from lepton_secagg.transport import AggregationServer, MemoryNetwork, run_client, run_memory_aggregation
+from lepton_secagg.transport.client import run_session
 from lepton_secagg.transport.framing import JOIN_LIMIT, ConnectionClosed, FrameTooLarge, StreamConnection, frame, read_frame
 
 HOST = "127.0.0.1"
@@ -45,14 +46,14 @@ def _check(result, inputs, cfg):
     assert np.array_equal(result.sum, _plain_sum(inputs, result.included, cfg))
 
 
-async def _tcp_aggregation(cfg, inputs, drop_after=None, *, extra=(), round_timeout=10.0, join_timeout=10.0,
+async def _tcp_aggregation(cfg, inputs, drop_in=None, *, extra=(), round_timeout=10.0, join_timeout=10.0,
                            server_ssl=None, client_ssl=None, identities=None, honest=None):
     """A TCP server and clients as tasks; ``extra`` are coroutine functions f(port) run alongside (attackers)."""
     srv = AggregationServer(cfg, HOST, 0, round_timeout=round_timeout, join_timeout=join_timeout, ssl_context=server_ssl)
     await srv.start()
-    drop_after = drop_after or {}
+    drop_in = drop_in or {}
     honest = range(cfg.num_clients) if honest is None else honest
-    clients = [run_client(HOST, srv.port, cid, inputs[cid], drop_after=drop_after.get(cid), ssl_context=client_ssl,
+    clients = [run_client(HOST, srv.port, cid, inputs[cid], drop_in=drop_in.get(cid), ssl_context=client_ssl,
                           server_hostname="localhost" if client_ssl else None,
                           identity=identities[cid] if identities else None, timeout=30, policy=ls.Policy(config=cfg))
                for cid in honest]
@@ -84,20 +85,21 @@ def test_frame_limit_checked_before_body():
 
 @pytest.mark.parametrize("mode", ["semi-honest", "active"])
 def test_memory_transport_exact_sum_with_crashes(mode):
-    cfg = ls.Config(num_clients=9, vector_length=50, mode=mode, corrupt_fraction=0.0)
+    cfg = ls.Config(num_clients=11, vector_length=50, mode=mode, corrupt_fraction=0.0)
     ids = None
     if mode == "active":
         ids = make_identities(cfg.num_clients, seed=1)
-        cfg = ls.Config(num_clients=9, vector_length=50, mode=mode, corrupt_fraction=0.0, identities=tuple(i.verify_key for i in ids))
+        cfg = ls.Config(num_clients=11, vector_length=50, mode=mode, corrupt_fraction=0.0, identities=tuple(i.verify_key for i in ids))
     inputs = _inputs(cfg)
     rounds = ls._state.rounds_for(mode)
     drops = {i + 1: r for i, r in enumerate(rounds)}
-    srv, res, outcomes = asyncio.run(run_memory_aggregation(cfg, inputs, drops, identities=ids))
+    # client 1 closes before AdvertiseKeys, during the join phase: its id is freed and waited for until the deadline
+    srv, res, outcomes = asyncio.run(run_memory_aggregation(cfg, inputs, drops, identities=ids, join_timeout=1.0))
     assert not isinstance(res, BaseException), res
     _check(res, inputs, cfg)
-    # crashed before sending its masked input: out; after: in
+    # dropped in masked_input or earlier (never sent its masked input): out; later: in
     masked = rounds.index("masked_input")
-    expect_out = {cid for cid, r in drops.items() if rounds.index(r) < masked}
+    expect_out = {cid for cid, r in drops.items() if rounds.index(r) <= masked}
     assert set(res.included) == set(range(cfg.num_clients)) - expect_out
     assert {o.status for o in outcomes} == {"completed", "crashed"}
     assert srv.stats["masked_input"].bytes_up > cfg.vector_length * 4 * len(res.included)
@@ -105,7 +107,7 @@ def test_memory_transport_exact_sum_with_crashes(mode):
 
 def test_memory_transport_too_few_survivors():
     cfg = ls.Config(num_clients=5, vector_length=8)
-    drops = {0: "advertise_keys", 1: "advertise_keys", 2: "share_keys"}
+    drops = {0: "share_keys", 1: "share_keys", 2: "masked_input"}
     srv, res, outcomes = asyncio.run(run_memory_aggregation(cfg, _inputs(cfg), drops, round_timeout=2))
     assert isinstance(res, ls.TooFewSurvivors)
     assert {o.status for o in outcomes if o.client_id > 2} == {"aborted"}
@@ -141,10 +143,10 @@ def test_memory_transport_silent_client_hits_the_deadline():
 # --- TCP: crashes, attackers, duplicates ------------------------------------------------
 
 
-def test_tcp_exact_sum_with_crash_after_each_round():
+def test_tcp_exact_sum_with_a_drop_in_each_round():
     cfg = ls.Config(num_clients=8, vector_length=300)
     inputs = _inputs(cfg, 1)
-    drops = {0: "advertise_keys", 3: "share_keys", 5: "masked_input", 7: "unmasking"}
+    drops = {0: "share_keys", 3: "masked_input", 5: "unmasking"}
     srv, res, outcomes = asyncio.run(_tcp_aggregation(cfg, inputs, drops))
     assert not isinstance(res, BaseException), res
     _check(res, inputs, cfg)
@@ -318,11 +320,11 @@ def test_tcp_load_300_clients_secagg_plus():
     inputs = _inputs(cfg, 5)
     rng = np.random.default_rng(5)
     crash = rng.choice(300, 15, replace=False)
-    drops = {int(c): ROUNDS[i % 3] for i, c in enumerate(crash)}
+    drops = {int(c): ROUNDS[i % 3 + 1] for i, c in enumerate(crash)}
     srv, res, outcomes = asyncio.run(_tcp_aggregation(cfg, inputs, drops, round_timeout=60, join_timeout=60))
     assert not isinstance(res, BaseException), res
     _check(res, inputs, cfg)
-    assert len(res.included) == 300 - sum(1 for r in drops.values() if r != "masked_input")
+    assert len(res.included) == 300 - sum(1 for r in drops.values() if r != "unmasking")
     assert sum(o.status == "completed" for o in outcomes) == 285
 
 
@@ -330,7 +332,7 @@ def test_tcp_load_300_clients_secagg_plus():
 def test_tcp_load_1000_clients_secagg_plus():
     cfg = ls.Config.secagg_plus(1000, 1000, 0.05, 0.1)
     inputs = _inputs(cfg, 6)
-    drops = {i: ROUNDS[i % 3] for i in range(0, 1000, 25)}
+    drops = {i: ROUNDS[i % 3 + 1] for i in range(0, 1000, 25)}
     srv, res, _ = asyncio.run(_tcp_aggregation(cfg, inputs, drops, round_timeout=120, join_timeout=120))
     assert not isinstance(res, BaseException), res
     _check(res, inputs, cfg)
@@ -422,13 +424,13 @@ def _last_json(text):
     return json.loads(text.strip().splitlines()[-1])
 
 
-def test_processes_exact_sum_with_crashes_after_each_round(tmp_path):
+def test_processes_exact_sum_with_a_drop_in_each_round(tmp_path):
     n, m = 7, 500
     cfg = ls.Config(num_clients=n, vector_length=m)
     inputs, paths = _write_inputs(cfg, tmp_path, 8)
     server, port, out = _start_server(["--clients", str(n), "--length", str(m), "--round-timeout", "20"], tmp_path)
-    drops = {1: "advertise_keys", 2: "share_keys", 3: "masked_input", 4: "unmasking"}
-    joins = [_join(port, cid, paths[cid], *(["--drop-after", drops[cid]] if cid in drops else [])) for cid in range(n)]
+    drops = {1: "share_keys", 2: "masked_input", 3: "unmasking"}
+    joins = [_join(port, cid, paths[cid], *(["--drop-in", drops[cid]] if cid in drops else [])) for cid in range(n)]
     for cid, p in enumerate(joins):
         stdout, stderr = p.communicate(timeout=60)
         assert p.returncode == 0, stderr
@@ -446,7 +448,7 @@ def test_processes_too_few_survivors_exits_non_zero(tmp_path):
     cfg = ls.Config(num_clients=n, vector_length=m)  # t = 3
     inputs, paths = _write_inputs(cfg, tmp_path, 9)
     server, port, out = _start_server(["--clients", str(n), "--length", str(m), "--round-timeout", "20"], tmp_path)
-    joins = [_join(port, cid, paths[cid], *(["--drop-after", "share_keys"] if cid < 3 else [])) for cid in range(n)]
+    joins = [_join(port, cid, paths[cid], *(["--drop-in", "masked_input"] if cid < 3 else [])) for cid in range(n)]
     for p in joins:
         p.communicate(timeout=60)
     stdout, stderr = server.communicate(timeout=60)
@@ -541,3 +543,71 @@ def test_join_with_an_identity_and_no_pin_exits_before_connecting(tmp_path):
                            "--input", str(tmp_path / "x.npy"), "--identity", str(tmp_path / "id.hex")],
                           capture_output=True, text=True, timeout=60, env=_env())
     assert proc.returncode == 1 and "--config" in proc.stderr and "cannot connect" not in proc.stderr
+
+
+# --- the join phase ----------------------------------------------------------------------
+
+
+def test_a_client_that_leaves_during_the_join_phase_frees_its_id():
+    """Id 0 joins and closes before AdvertiseKeys: it does not count as joined, and a new client 0 takes part."""
+    cfg = ls.Config(num_clients=3, vector_length=20)
+    inputs = _inputs(cfg, 11)
+
+    async def go():
+        srv = AggregationServer(cfg, HOST, 0, round_timeout=10, join_timeout=20)
+        await srv.start()
+        reader, writer, got = await _raw_join(srv.port, 0)
+        assert got == cfg
+        writer.close()
+        await writer.wait_closed()
+        run = asyncio.ensure_future(srv.run())
+        one = asyncio.ensure_future(run_client(HOST, srv.port, 1, inputs[1], timeout=20))
+        await asyncio.sleep(0.3)
+        assert srv.connected == {1} and not run.done()  # the ghost 0 neither counts nor holds its id
+        outcomes = await asyncio.gather(one, *(run_client(HOST, srv.port, cid, inputs[cid], timeout=20) for cid in (0, 2)))
+        return await run, srv, outcomes
+
+    res, srv, outcomes = asyncio.run(go())
+    assert [o.status for o in outcomes] == ["completed"] * 3
+    assert res.included == (0, 1, 2) and srv.refused == 0
+    _check(res, inputs, cfg)
+
+
+# --- one meaning for "drops in round R" ---------------------------------------------------
+
+
+def test_drop_round_maps_the_deprecated_drop_after_to_the_next_round():
+    from lepton_secagg.transport.client import drop_round
+
+    assert drop_round("semi-honest", "share_keys") == "share_keys"
+    assert drop_round("semi-honest", None, "masked_input") == "unmasking"
+    assert drop_round("active", None, "masked_input") == "consistency_check"
+    assert drop_round("active", None, "unmasking") is None  # after the last round: no drop at all
+    with pytest.raises(ValueError, match="in semi-honest mode"):
+        drop_round("semi-honest", "consistency_check")
+
+
+def test_drop_in_matches_simulate_and_drop_after_is_a_deprecated_alias():
+    """The same dropouts give the same included set in memory over the transport and in testing.simulate."""
+    cfg = ls.Config(num_clients=7, vector_length=16)  # t = 4: four survive unmasking
+    inputs = _inputs(cfg, 12)
+    drops = {1: "share_keys", 2: "masked_input", 3: "unmasking"}
+    simulated = ls.testing.simulate(cfg, inputs, drops, seed=2)
+    srv, res, outcomes = asyncio.run(run_memory_aggregation(cfg, inputs, drops))
+    assert res.included == simulated.included == (0, 3, 4, 5, 6)
+    assert res.dropped == simulated.dropped
+    assert [o.status for o in outcomes] == ["completed", "crashed", "crashed", "crashed", "completed", "completed", "completed"]
+    assert [o.round for o in outcomes[1:4]] == ["advertise_keys", "share_keys", "masked_input"]  # the last reply each sent
+
+    async def old_style():
+        srv = AggregationServer(cfg, host=None, round_timeout=5, join_timeout=5)
+        await srv.start()
+        net = MemoryNetwork(srv)
+        clients = [run_session(net.connect(), c, inputs[c], drop_after="share_keys" if c == 2 else None) for c in range(7)]
+        return await asyncio.gather(srv.run(), *clients)
+
+    with pytest.warns(DeprecationWarning, match="drop_in"):
+        res, *_ = asyncio.run(old_style())
+    assert res.included == (0, 1, 3, 4, 5, 6)  # sent its keys' shares, then crashed: dropped in masked_input
+    with pytest.raises(ValueError, match="not both"):
+        asyncio.run(run_session(None, 0, inputs[0], drop_in="share_keys", drop_after="advertise_keys"))

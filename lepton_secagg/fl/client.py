@@ -283,7 +283,7 @@ class Client:
             raise FLError("the phase's session label does not name this model, round and phase.")
         return conn, msg
 
-    async def _aggregate(self, conn, op: PhaseOpen, vector, crash_after) -> ClientOutcome:
+    async def _aggregate(self, conn, op: PhaseOpen, vector, drop_in) -> ClientOutcome:
         try:
             cfg = P.phase_config(op.num_clients, op.threshold, op.bits, op.vector_length, op.session_label)
             policy = dataclasses.replace(self.policy, config=cfg)
@@ -291,18 +291,19 @@ class Client:
         except (TypeError, ValueError, ConfigRefused) as exc:  # e.g. a threshold that is not a majority
             conn.close()
             raise FLError(f"the phase's parameters are unsafe or invalid: {exc}") from None
-        outcome = await run_session(conn, self.client_id, vector, drop_after=crash_after, timeout=self.timeout, policy=policy)
+        outcome = await run_session(conn, self.client_id, vector, drop_in=drop_in, timeout=self.timeout, policy=policy)
         if outcome.status != "crashed":
             await conn.wait_closed()
         return outcome
 
-    def send_update(self, model, *, weight: int | None = None, crash_after: str | None = None) -> ClientOutcome:
+    def send_update(self, model, *, weight: int | None = None, drop_in: str | None = None) -> ClientOutcome:
         """Take part in the next training round with ``model``'s update.
 
         Args:
             weight: the number of examples (default: what ``train`` returned).
-            crash_after: testing only: a protocol round name after whose reply
-                the client closes its socket abruptly, as a crash would.
+            drop_in: testing only: a protocol round name; the client never sends
+                that round's reply and closes its socket abruptly, as a crash would
+                (``testing.simulate``'s ``dropouts`` meaning).
 
         Returns:
             the transport's ``ClientOutcome`` (``.ok``, ``.status``, ``.reason``).
@@ -323,7 +324,7 @@ class Client:
         async def go():
             conn, op = await self._open_phase(base.name, P.TRAIN, -1, base.version)
             if self.dp is not None:
-                return await self._send_private(conn, op, delta, crash_after)
+                return await self._send_private(conn, op, delta, drop_in)
             if op.vector_length != delta.size + 1:
                 conn.close()
                 raise FLError(f"the phase expects vectors of {op.vector_length} elements, this model gives {delta.size + 1}.")
@@ -335,7 +336,7 @@ class Client:
             self.last_clipped = clipped
             if clipped:
                 logger.info("client %d: %d of %d update values clipped to +-%g", self.client_id, clipped, delta.size, op.clip)
-            return await self._aggregate(conn, op, vector, crash_after)
+            return await self._aggregate(conn, op, vector, drop_in)
 
         outcome = self._run(go())
         if not outcome.ok:
@@ -343,7 +344,7 @@ class Client:
         return outcome
 
     def evaluate(self, data_path=None, *, label: str = "label", data=None, eval_fn=None, model=None,
-                 name: str | None = None, round: int = -1, crash_after: str | None = None) -> EvalReport:
+                 name: str | None = None, round: int = -1, drop_in: str | None = None) -> EvalReport:
         """Take part in the next federated evaluation (of the global version the server names).
 
         The client downloads that version, computes ``(correct, total, loss_sum)``
@@ -366,12 +367,12 @@ class Client:
             except BaseException:
                 conn.close()
                 raise
-            outcome = await self._aggregate(conn, op, vector, crash_after)
+            outcome = await self._aggregate(conn, op, vector, drop_in)
             return EvalReport(op.round, op.version, int(correct), int(total), float(loss_sum), outcome)
 
         return self._run(go())
 
-    async def _send_private(self, conn, op: PhaseOpen, delta, crash_after) -> ClientOutcome:
+    async def _send_private(self, conn, op: PhaseOpen, delta, drop_in) -> ClientOutcome:
         """The DDP path of ``send_update``: clip, rotate, round, add noise from this client's rng."""
         enc = self.dp
         if (op.vector_length, op.bits, float(op.clip)) != (enc.padded_length, enc.bits, float(enc.clip)) or delta.size != enc.length:
@@ -380,15 +381,15 @@ class Client:
                           f"DDP encoding (length {enc.padded_length}, {enc.bits} bits, clip {enc.clip}).")
         vector, clipped = _ddp.encode(enc, delta, round_seed(op.session_label), self._rng)
         self.last_clipped = int(clipped)
-        return await self._aggregate(conn, op, vector, crash_after)
+        return await self._aggregate(conn, op, vector, drop_in)
 
     def run(self, data_path=None, *, data=None, eval_data_path=None, eval_data=None, name: str | None = None,
-            epochs: int = 1, model=None, crash: dict | None = None, **train_kw) -> list:
+            epochs: int = 1, model=None, drop_in: dict | None = None, **train_kw) -> list:
         """Take part in every phase of the run: evaluate, then (load, train, send, evaluate) per round.
 
         Training data: ``data_path`` or ``data=(X, y)``; evaluation data:
         ``eval_data_path`` / ``eval_data`` (default: the training data).
-        ``crash``: testing only, ``{round: protocol round}`` crashes in those training rounds.
+        ``drop_in``: testing only, ``{training round: protocol round}``: the client drops out in that protocol round.
         Returns the list of ``ClientOutcome`` of the training rounds.
         """
         welcome = self.register()
@@ -402,6 +403,6 @@ class Client:
         for r in range(1, welcome.rounds + 1):
             m = self.load_model(name, model=model)
             self.train(m, data_path, data=data, epochs=epochs, **train_kw)
-            outcomes.append(self.send_update(m, crash_after=(crash or {}).get(r)))
+            outcomes.append(self.send_update(m, drop_in=(drop_in or {}).get(r)))
             evaluate()
         return outcomes

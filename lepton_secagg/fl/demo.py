@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import sys
 import threading
 import time
 from pathlib import Path
@@ -92,10 +93,13 @@ def _accuracy(model, X, y) -> tuple[float, float]:
 
 
 def run_demo(rounds: int = 10, *, epochs: int = 2, seed: int = 3, plot: str | Path | None = "fedavg_progress.png",
-             audit_log: str | Path | None = None, crash: bool = False, quiet: bool = False, host: str = "127.0.0.1") -> dict:
+             audit_log: str | Path | None = None, crash: bool = False, quiet: bool = False, host: str = "127.0.0.1",
+             stream=None) -> dict:
     """Run the demo; returns the figures (see the module docstring).
 
-    ``crash=True`` makes hospital C crash in the middle of round 1's aggregation.
+    ``crash=True`` makes hospital C drop out in the middle of round 1's
+    aggregation.  Progress (one line per round, as each evaluation completes)
+    goes to ``stream`` (default stdout) unless ``quiet``.
     """
     import torch
     from sklearn.datasets import load_breast_cancer
@@ -103,7 +107,8 @@ def run_demo(rounds: int = 10, *, epochs: int = 2, seed: int = 3, plot: str | Pa
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
+    sink = sys.stdout if stream is None else stream
+    say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sink, flush=True))
     X, y = load_breast_cancer(return_X_y=True)
     X = X.astype(np.float32)
     X_pool, X_test, y_pool, y_test = train_test_split(X, y, test_size=0.25, stratify=y, random_state=seed)
@@ -132,7 +137,10 @@ def run_demo(rounds: int = 10, *, epochs: int = 2, seed: int = 3, plot: str | Pa
 
     server = Server(host, 0, model=init, name="breast-cancer", architecture=ARCHITECTURE, clients=len(HOSPITALS),
                     rounds=rounds, clip=1.0, max_weight=10_000, audit_log=audit_log, plot=None,
-                    evaluate_fn=test_metrics, join_timeout=30, round_timeout=30).start()
+                    evaluate_fn=test_metrics, join_timeout=30, round_timeout=30,
+                    on_evaluation=lambda h: say(f"round {h['round']:>2}: federated eval accuracy {h['accuracy']:.3f} "
+                                                f"loss {h['loss']:.3f} | test accuracy {h['test_accuracy']:.3f} "
+                                                f"({h['contributors']} hospitals)")).start()
     say(f"FL server on {server.address}; {rounds} rounds x {epochs} local epoch(s); audit key {server.public_key[:16]}...")
     errors = []
 
@@ -140,7 +148,7 @@ def run_demo(rounds: int = 10, *, epochs: int = 2, seed: int = 3, plot: str | Pa
         try:
             client = Client(server.address, organisation=HOSPITALS[h], timeout=120)
             client.run(data=train[h], eval_data=val[h], epochs=epochs, seed=seed * 10 + h,
-                       crash={1: "share_keys"} if crash and h == 2 else None)
+                       drop_in={1: "masked_input"} if crash and h == 2 else None)
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(f"{HOSPITALS[h]}: {exc!r}")
 
@@ -152,9 +160,6 @@ def run_demo(rounds: int = 10, *, epochs: int = 2, seed: int = 3, plot: str | Pa
     result = server.join()
     if errors:
         raise RuntimeError("; ".join(errors))
-    for h in result.history:
-        say(f"round {h['round']:>2}: federated eval accuracy {h['accuracy']:.3f} loss {h['loss']:.3f} | "
-            f"test accuracy {h['test_accuracy']:.3f} ({h['contributors']} hospitals)")
 
     budget = rounds * epochs
     Xc = np.concatenate([Xh for Xh, _ in train])

@@ -126,6 +126,8 @@ class Server:
             and each round's epsilon (at ``dp_delta``, for the clients actually
             included) goes to the round log, the audit log and the plot.
         dp_delta: the delta at which epsilon is reported.
+        on_evaluation: optional ``f(metrics)`` called with each ``history`` entry
+            as it is recorded (live progress).
     """
 
     def __init__(
@@ -155,6 +157,7 @@ class Server:
         rng: Rng | None = None,
         dp: "_ddp.DdpEncoding | None" = None,
         dp_delta: float = 1e-5,
+        on_evaluation=None,
     ):
         if not isinstance(clients, int) or clients < 2:
             raise ValueError("clients must be an int >= 2 (secure aggregation needs at least two parties).")
@@ -198,6 +201,7 @@ class Server:
         self.linger = float(linger)
         self.run_id = self._rng.bytes(6).hex()
         self.history: list[dict] = []
+        self.on_evaluation = on_evaluation
         self.round_log: list[dict] = []
         self._initial = state
         self._orgs: dict[str, int] = {}
@@ -370,6 +374,8 @@ class Server:
             if self.evaluate_fn is not None:
                 metrics.update({k: float(v) for k, v in self.evaluate_fn(base).items()})
             self.history.append(metrics)
+            if self.on_evaluation is not None:
+                self.on_evaluation(metrics)
             self._log("round_end", {"round": ph.round, "phase": ph.kind, "included": included, "dropped": dropped, "model_sha256": base.sha256})
             self._log("evaluation", metrics)
             logger.info("eval %d (version %d): accuracy %.4f, loss %.4f over %d examples", ph.round, base.version, metrics["accuracy"], metrics["loss"], total)

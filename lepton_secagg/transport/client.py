@@ -4,15 +4,19 @@ The client sends ``Join(client_id)``, reads the configuration frame (or an
 ``Abort`` if the server refuses it), checks it against its ``Policy`` (the
 server proposes, the client decides), builds ``Client(cfg, client_id)``, sends
 ``start()``'s ``AdvertiseKeys`` and then answers each request until the
-session completes or aborts.  ``drop_after=ROUND`` sends that round's reply
-and then closes the socket abruptly, as a crash would (used by tests and the
-demo).
+session completes or aborts.  ``drop_in=ROUND`` makes the client stop
+answering in that round: it never sends ROUND's reply and closes the socket
+abruptly, as a crash would (used by tests and the demo).  That is the meaning
+of ``testing.simulate``'s ``dropouts``, the CLI's ``--drop-in`` and the FL
+layer's ``drop_in`` too.  ``drop_after=ROUND`` (deprecated) is
+``drop_in=<the round after ROUND>``.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import ssl as _ssl
+import warnings
 from dataclasses import dataclass
 
 from .._state import Round, rounds_for
@@ -24,13 +28,13 @@ from ..policy import Policy
 from ..wire import decode, decode_config, encode, encode_parts
 from .framing import CONFIG_LIMIT, Connection, StreamConnection
 
-__all__ = ["ClientOutcome", "run_client", "run_session", "COMPLETED", "ABORTED", "CRASHED", "FAILED"]
+__all__ = ["ClientOutcome", "run_client", "run_session", "drop_round", "COMPLETED", "ABORTED", "CRASHED", "FAILED"]
 
 logger = logging.getLogger(__name__)
 
 COMPLETED = "completed"  # sent its last reply
 ABORTED = "aborted"  # the server ended its participation (Abort received)
-CRASHED = "crashed"  # closed the connection on purpose (drop_after)
+CRASHED = "crashed"  # closed the connection on purpose (drop_in)
 FAILED = "failed"  # connection lost, timed out, or a protocol error
 
 
@@ -66,10 +70,11 @@ async def run_session(
     vector,
     *,
     identity=None,
-    drop_after: str | None = None,
+    drop_in: str | None = None,
     timeout: float = 120.0,
     rng=None,
     policy: Policy | None = None,
+    drop_after: str | None = None,
 ) -> ClientOutcome:
     """Run one client session over an open ``Connection`` (TCP or in memory); never raises
     for network or protocol trouble, which is reported in the outcome.
@@ -79,7 +84,15 @@ async def run_session(
         policy: what this client accepts from the server (default ``Policy()``:
             any sound configuration; with an ``identity`` the policy must pin
             the cohort's identities, or every configuration is refused).
+        drop_in: testing: a round name; the client never sends that round's
+            reply and closes the socket abruptly (status ``"crashed"``).
+        drop_after: deprecated, ``drop_in`` of the round after this one.
     """
+    _check_drop_names(drop_in, drop_after)
+    return await _session(conn, client_id, vector, identity, drop_in, drop_after, timeout, rng, policy)
+
+
+async def _session(conn: Connection, client_id: int, vector, identity, drop_in, drop_after, timeout, rng, policy) -> ClientOutcome:
     out = ClientOutcome(client_id, FAILED)
     client = None
     try:
@@ -95,20 +108,18 @@ async def run_session(
                 out.reason = "the server's first frame is neither a configuration nor an Abort."
             return out
         out.config = cfg
-        if drop_after is not None and drop_after not in rounds_for(cfg.mode):
-            raise ValueError(f"drop_after must be one of {rounds_for(cfg.mode)}, got {drop_after!r}.")
+        drop = drop_round(cfg.mode, drop_in, drop_after)
         client = Client(cfg, client_id, rng=rng, identity=identity, policy=policy if policy is not None else Policy())
         client.set_input(vector)
         reply, rnd = client.start(), Round.ADVERTISE_KEYS.value
         while True:
-            await conn.send(encode_parts(reply))  # the masked input goes out without a copy
-            out.round = rnd
-            if drop_after == rnd:
-                logger.info("client %d: crashing after round %s as asked", client_id, rnd)
-                await asyncio.sleep(0)
+            if drop == rnd:
+                logger.info("client %d: dropping out in round %s as asked", client_id, rnd)
                 conn.abort()
                 out.status = CRASHED
                 return out
+            await conn.send(encode_parts(reply))  # the masked input goes out without a copy
+            out.round = rnd
             if client.round is Round.COMPLETED:
                 out.status = COMPLETED
                 return out
@@ -152,6 +163,37 @@ async def run_session(
             conn.close()
 
 
+def _check_drop_names(drop_in, drop_after) -> None:
+    every = rounds_for("active")
+    if drop_in is not None and drop_in not in every:
+        raise ValueError(f"drop_in must be a round name, one of {every}, got {drop_in!r}.")
+    if drop_after is not None:
+        if drop_in is not None:
+            raise ValueError("give drop_in or the deprecated drop_after, not both.")
+        if drop_after not in every:
+            raise ValueError(f"drop_after must be a round name, one of {every}, got {drop_after!r}.")
+        warnings.warn("drop_after=ROUND is deprecated: use drop_in=<the next round> (the client never sends that round's reply).",
+                      DeprecationWarning, stacklevel=3)
+
+
+def drop_round(mode: str, drop_in: str | None, drop_after: str | None = None) -> str | None:
+    """The round whose reply a client never sends, for ``mode``; None: it drops nowhere.
+
+    ``drop_after`` (deprecated) is the round before: the round after the last one is nowhere.
+
+    Raises:
+        ValueError: a round name that ``mode`` does not have (consistency_check is active mode only).
+    """
+    rounds = rounds_for(mode)
+    for name, value in (("drop_in", drop_in), ("drop_after", drop_after)):
+        if value is not None and value not in rounds:
+            raise ValueError(f"{name} must be one of {rounds} in {mode} mode, got {value!r}.")
+    if drop_after is not None:
+        later = rounds[rounds.index(drop_after) + 1 :]
+        return later[0] if later else None
+    return drop_in
+
+
 def _decode_or_none(data):
     try:
         return decode(data)
@@ -168,10 +210,11 @@ async def run_client(
     ssl_context: _ssl.SSLContext | None = None,
     server_hostname: str | None = None,
     identity=None,
-    drop_after: str | None = None,
+    drop_in: str | None = None,
     timeout: float = 120.0,
     rng=None,
     policy: Policy | None = None,
+    drop_after: str | None = None,
 ) -> ClientOutcome:
     """Connect to ``host:port`` and take part in one aggregation as ``client_id``.
 
@@ -181,12 +224,14 @@ async def run_client(
         server_hostname: the name to verify the certificate against (default: ``host``).
         identity: the Ed25519 ``Identity`` (active mode; needs a ``policy`` that pins the identities).
         policy: what this client accepts (see ``run_session``).
-        drop_after: a round name; the client sends that round's reply and then crashes.
+        drop_in: testing: a round name; the client never sends that round's reply (it crashes instead).
+        drop_after: deprecated: ``drop_in`` of the round after this one.
         timeout: seconds to connect, and the longest wait for any one server frame.
 
     Returns:
         a ``ClientOutcome``; connection and protocol failures are reported there, not raised.
     """
+    _check_drop_names(drop_in, drop_after)
     try:
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(
@@ -198,7 +243,7 @@ async def run_client(
         logger.warning("client %d: cannot connect to %s:%s: %s", client_id, host, port, exc)
         return ClientOutcome(client_id, FAILED, reason=f"cannot connect to {host}:{port}: {exc or type(exc).__name__}")
     conn = StreamConnection(reader, writer)
-    outcome = await run_session(conn, client_id, vector, identity=identity, drop_after=drop_after, timeout=timeout, rng=rng, policy=policy)
+    outcome = await _session(conn, client_id, vector, identity, drop_in, drop_after, timeout, rng, policy)
     if outcome.status != CRASHED:
         await conn.wait_closed()
     return outcome

@@ -94,17 +94,17 @@ class MemoryNetwork:
         task.add_done_callback(self._tasks.discard)
         return client_end
 
-    async def run_client(self, client_id: int, vector, *, identity=None, drop_after: str | None = None, timeout: float = 120.0, rng=None,
+    async def run_client(self, client_id: int, vector, *, identity=None, drop_in: str | None = None, timeout: float = 120.0, rng=None,
                          policy: Policy | None = None) -> ClientOutcome:
-        """``transport.client.run_client`` over this network."""
-        return await run_session(self.connect(), client_id, vector, identity=identity, drop_after=drop_after, timeout=timeout, rng=rng,
+        """``transport.client.run_client`` over this network (``drop_in``: the round whose reply it never sends)."""
+        return await run_session(self.connect(), client_id, vector, identity=identity, drop_in=drop_in, timeout=timeout, rng=rng,
                                  policy=policy)
 
 
 async def run_memory_aggregation(
     cfg,
     inputs: Sequence,
-    drop_after: Mapping[int, str] | None = None,
+    drop_in: Mapping[int, str] | None = None,
     *,
     round_timeout: float = 10.0,
     join_timeout: float = 10.0,
@@ -116,9 +116,9 @@ async def run_memory_aggregation(
     """
     srv = AggregationServer(cfg, host=None, round_timeout=round_timeout, join_timeout=join_timeout)
     net = MemoryNetwork(srv)
-    drop_after = dict(drop_after or {})
+    drop_in = dict(drop_in or {})
     clients = [
-        net.run_client(cid, inputs[cid], drop_after=drop_after.get(cid), identity=identities[cid] if identities else None,
+        net.run_client(cid, inputs[cid], drop_in=drop_in.get(cid), identity=identities[cid] if identities else None,
                        policy=Policy(config=cfg))
         for cid in range(cfg.num_clients)
     ]

@@ -8,6 +8,9 @@ Life of one aggregation:
    The server answers a good ``Join`` with one frame holding
    ``wire.encode_config(cfg)``.  The join phase ends when all ``n`` ids are
    connected or ``join_timeout`` passes; later connections are refused.
+   A connection that closes during the join phase before its first
+   protocol message frees its id: it does not count as joined, and the id
+   can join again.
 2. **Rounds.**  For each round the server sends every live client its request
    and collects replies until every live client answered (``Server.ready``)
    or every client still pending is disconnected, or ``round_timeout``
@@ -260,10 +263,24 @@ class AggregationServer:
             logger.exception("client %s (%s): unexpected error", cid, conn.peer)
         finally:
             self._handlers.discard(task)
-            if cid is not None:
+            if cid is not None and not self._release(cid, conn):
                 self._gone.add(cid)
                 self._changed.set()
             conn.close()
+
+    def _release(self, cid: int, conn: Connection) -> bool:
+        """Free ``cid`` if its connection closed in the join phase before the core heard from it.
+
+        A client the core already heard from (its AdvertiseKeys counts) stays
+        and is dropped like any other non-responder.
+        """
+        heard = self.server.round is not Round.ADVERTISE_KEYS or cid not in self.server.pending
+        if not self._joining or heard or self._conns.get(cid) is not conn:
+            return False
+        del self._conns[cid]
+        self._all_joined.clear()
+        logger.info("client %d left during the join phase; its id is free again", cid)
+        return True
 
     async def _handshake(self, conn: Connection) -> int | None:
         """Read the ``Join``, register the id and send the configuration; None when refused."""
@@ -296,8 +313,9 @@ class AggregationServer:
         try:
             await asyncio.wait_for(conn.send(self._config_frame), self.round_timeout)
         except BaseException:
-            self._gone.add(cid)
-            self._changed.set()
+            if not self._release(cid, conn):
+                self._gone.add(cid)
+                self._changed.set()
             raise
         return cid
 
