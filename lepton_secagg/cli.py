@@ -271,7 +271,7 @@ def cmd_demo(args) -> int:
     takes = {"fedavg": fed, "dp": loop + dp, "poisoning": ["--rounds"], None: loop}[args.target]
     wrong = pre.given(args.argv, [o for o in loop + fed + dp if o not in takes])
     if wrong:
-        which = f"demo {args.target}" if args.target else "demo (the loopback sum)"
+        which = f"demo {args.target}" if args.target else "demo (without fedavg)"
         raise ValueError(f"{which} does not take {', '.join(wrong)}; it takes "
                          f"{', '.join(o for o in takes if o.startswith('--'))}, --seed, --json, -q and -v.")
     if args.target == "fedavg":
