@@ -78,6 +78,9 @@ class ClientState:
     session_id: bytes = b""
     peers: dict = field(default_factory=dict, repr=False)  # id -> KeyEntry, live at share_keys
     box_keys: dict = field(default_factory=dict, repr=False)  # peer -> share-box key
+    # peer -> pairwise PRG key, agreed at share_keys so the masked-input round
+    # (the one that waits on the update) does no key agreement; dropped once used
+    mask_keys: dict = field(default_factory=dict, repr=False)
     shares: dict = field(default_factory=dict, repr=False)  # owner -> (self-mask share, mask-key share)
     survivors: tuple[int, ...] | None = None  # the set signed in active mode
 
@@ -130,7 +133,8 @@ def share_keys(ctx: ClientContext, state: ClientState, msg: ShareKeysRequest) ->
             raise _remote(f"client {holder}'s encryption key is unusable ({exc})", "share_keys", me) from None
         box_keys[holder] = key
         boxes.append((holder, aead.seal(key, plain, S.box_context(msg.session_id, me, holder), ctx.rng)))
-    new = replace(state, session_id=msg.session_id, peers=peers, box_keys=box_keys, shares={me: own_shares})
+    mask_keys = pairwise_mask_keys(ctx, state.masking.private, peers, msg.session_id)
+    new = replace(state, session_id=msg.session_id, peers=peers, box_keys=box_keys, mask_keys=mask_keys, shares={me: own_shares})
     return new, ShareKeys(me, tuple(boxes))
 
 
@@ -163,7 +167,7 @@ def masked_input(ctx: ClientContext, state: ClientState, msg: MaskedInputRequest
     signs = [1]
     for peer in sorted(shares):
         if peer != me:
-            keys.append(S.pairwise_mask_key(cfg, state.masking.private, state.peers[peer].mask_key, state.session_id, me, peer))
+            keys.append(state.mask_keys[peer])
             signs.append(S.pairwise_sign(me, peer))
     clipped = None
     if state.float_input is not None:
@@ -178,7 +182,20 @@ def masked_input(ctx: ClientContext, state: ClientState, msg: MaskedInputRequest
         vector = state.input.copy()
         add_masks(vector, keys, signs, cfg.prg)
         ring.reduce(vector, cfg.bits)
-    return replace(state, shares=shares, clipped=clipped, float_input=None), MaskedInput(me, vector, cfg.bits)
+    return replace(state, shares=shares, clipped=clipped, float_input=None, mask_keys={}), MaskedInput(me, vector, cfg.bits)
+
+
+def pairwise_mask_keys(ctx: ClientContext, private: bytes, peers: dict, session: bytes) -> dict:
+    """The pairwise PRG key with each live neighbour in ``peers`` (peer -> key)."""
+    keys = {}
+    for peer in ctx.neighborhood:
+        if peer == ctx.client_id or peer not in peers:
+            continue
+        try:
+            keys[peer] = S.pairwise_mask_key(ctx.cfg, private, peers[peer].mask_key, session, ctx.client_id, peer)
+        except ValueError as exc:
+            raise _remote(f"client {peer}'s mask key is unusable ({exc})", "share_keys", ctx.client_id) from None
+    return keys
 
 
 def consistency_check(ctx: ClientContext, state: ClientState, msg: ConsistencyCheckRequest) -> tuple[ClientState, ConsistencySignature]:

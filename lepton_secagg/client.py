@@ -208,6 +208,10 @@ class Client:
             shares=shares,
             survivors=fields["survivors"],
         )
+        st = client._state
+        if round_ is Round.MASKED_INPUT and st.masking is not None:  # not saved: agreed again from the saved keys
+            mask_keys = _client_rounds.pairwise_mask_keys(client._ctx, st.masking.private, st.peers, st.session_id)
+            client._state = _client_rounds.replace(st, mask_keys=mask_keys)
         client._round = round_
         return client
 

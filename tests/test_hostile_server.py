@@ -8,6 +8,7 @@ import pytest
 import lepton_secagg as ls
 from lepton_secagg.hazmat.agreement import generate_keypair
 from lepton_secagg.messages import KeyEntry
+from lepton_secagg import _session as S
 
 from .harness import Session
 
@@ -165,6 +166,18 @@ def test_low_order_peer_key_is_refused():
     req = s.start()[0]
     keys = tuple(dataclasses.replace(e, encryption_key=bytes(32)) if e.client_id == 1 else e for e in req.keys)
     refused(s.clients[0], ls.ShareKeysRequest(req.session_id, keys))
+
+
+def test_low_order_peer_mask_key_is_refused_before_any_box_is_sent():
+    # The pairwise mask keys are agreed at share_keys (issue 16), so an unusable
+    # mask key is refused there, naming the peer, not one round later.
+    s = Session(cfg_())
+    req = s.start()[0]
+    keys = tuple(dataclasses.replace(e, mask_key=bytes(32)) if e.client_id == 2 else e for e in req.keys)
+    before = (s.clients[0].round, s.clients[0]._state)
+    with pytest.raises(ls.RemoteProtocolError, match="client 2's mask key is unusable"):
+        s.clients[0].receive(ls.ShareKeysRequest(S.session_id(s.cfg, keys), keys))
+    assert (s.clients[0].round, s.clients[0]._state) == before
 
 
 def test_own_keys_changed_is_refused():
