@@ -63,7 +63,9 @@ RUNNABLE = [(BLOCKS[i][0], _chain(i)) for i in range(len(BLOCKS)) if not _is_fra
 
 def test_blocks_are_found_and_most_of_them_run():
     assert len(BLOCKS) >= 10
-    assert {"docs/torch.md", "docs/hazmat.md", "README.md"} <= {where.split(":")[0] for where, _ in RUNNABLE}
+    files = {"README.md", "docs/fl.md", "docs/hazmat.md", "docs/integrations/flower.md", "docs/torch.md", "docs/transport.md"}
+    assert files <= {where.split(":")[0] for where, _ in RUNNABLE}
+    assert len(RUNNABLE) >= len(BLOCKS) - 2
 
 
 def test_every_marker_stands_before_a_python_block():
