@@ -2,6 +2,7 @@
 
 Every sub-command takes ``--json`` and then prints one JSON object as its
 last line on stdout; tables and progress go to stderr/stdout before it.
+Each outcome has its own exit code, the ``EXIT_*`` constants (docs/cli.md).
 Logging is quiet by default; ``-v`` shows the transport's info messages,
 ``-vv`` everything.
 """
@@ -269,11 +270,13 @@ def cmd_join(args) -> int:
 
 
 def _join_exit(outcome) -> int:
+    """The exit code of a join that ended with ``outcome`` (a transport ``ClientOutcome``)."""
     if outcome.ok:
         return EXIT_OK
     if outcome.status == "aborted":
         return EXIT_ABORTED
-    # The configuration arrived and no reply left: this client refused it (its policy, identity or input), before any key.
+    # The configuration arrived and no reply left: this client refused it (its policy, identity or input), before any
+    # key. A connection lost during that very first send lands here too; the printed reason says which.
     if outcome.config is not None and outcome.round is None:
         return EXIT_REFUSED
     return EXIT_SESSION_FAILED
