@@ -409,7 +409,7 @@ def cmd_audit(args) -> int:
     try:
         res = verify_log(args.log, key=args.key)
     except OSError as exc:  # no log to check: refused, not a failed verification
-        raise ValueError(f"{args.log}: cannot be read ({exc.strerror or exc}).") from None
+        raise ValueError(f"{exc.filename or args.log}: cannot be read ({exc.strerror or exc}).") from None
     except AuditError as exc:
         print(f"FAILED: {args.log}: {exc}", file=sys.stderr)
         _emit(args, {"ok": False, "log": str(args.log), "error": str(exc)})

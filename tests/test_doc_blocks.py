@@ -44,6 +44,7 @@ BLOCKS = list(_blocks())
 
 
 def _is_fragment(marker: str) -> bool:
+    """Whether the marker line before a block makes it a fragment (with or without a reason)."""
     return FRAGMENT.fullmatch(marker) is not None
 
 
