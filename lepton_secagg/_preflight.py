@@ -1,8 +1,9 @@
 """What the command line checks before it listens or connects, so that no work is lost.
 
 Every check raises ``ValueError`` naming the option, the file and the
-problem (``cli.main`` prints it once and exits 1), or is an ``argparse`` type
-whose message gives the allowed range (argparse exits 2).  They run before a
+problem (``cli.main`` prints it once and exits 1), ``UsageError`` for options
+that do not go together (exit 2), or is an ``argparse`` type whose message
+gives the allowed range (argparse exits 2).  They run before a
 socket is opened: a session must never run to its end only to find that the
 sum cannot be written, or that the client's input never fitted.
 """
@@ -22,6 +23,7 @@ from .hazmat import ring
 from .hazmat.sign import VERIFY_KEY_SIZE, Identity
 
 __all__ = [
+    "UsageError",
     "int_in",
     "float_in",
     "host_port",
@@ -36,6 +38,10 @@ __all__ = [
 ]
 
 _NPY_MAGIC = b"\x93NUMPY"
+
+
+class UsageError(ValueError):
+    """The command line is wrong in a way argparse cannot see (options that need or exclude each other): exit 2."""
 
 
 def int_in(lo: int, hi: int | None = None) -> Callable[[str], int]:
@@ -144,7 +150,7 @@ def server_ssl(cert: str | None, key: str | None) -> ssl.SSLContext | None:
     if not cert and not key:
         return None
     if not (cert and key):
-        raise ValueError("--tls-cert and --tls-key go together: give both or neither.")
+        raise UsageError("--tls-cert and --tls-key go together: give both or neither.")
     _read(cert, "--tls-cert")
     _read(key, "--tls-key")
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

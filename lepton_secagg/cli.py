@@ -2,6 +2,7 @@
 
 Every sub-command takes ``--json`` and then prints one JSON object as its
 last line on stdout; tables and progress go to stderr/stdout before it.
+Each outcome has its own exit code, the ``EXIT_*`` constants (docs/cli.md).
 Logging is quiet by default; ``-v`` shows the transport's info messages,
 ``-vv`` everything.
 """
@@ -34,9 +35,14 @@ __all__ = ["main", "build_parser"]
 
 logger = logging.getLogger(__name__)
 
-EXIT_OK = 0
-EXIT_WRONG = 1  # a wrong sum, a failed check, bad usage at run time
-EXIT_ABORTED = 2  # the session ended without a sum (e.g. too few survivors)
+# Exit codes, one per outcome (the table is in docs/cli.md).
+EXIT_OK = 0  # done: the result is right (join: completed, or crashed as asked)
+EXIT_REFUSED = 1  # refused before anything ran: bad input, a file, a configuration the checks or the client's policy refuse
+EXIT_USAGE = 2  # the command line is wrong: argparse's own code, also for options that do not go together
+EXIT_ABORTED = 3  # the session ended without a result: too few survivors, or the server aborted this client
+EXIT_WRONG = 4  # it ran to its end and its check failed: a wrong sum, a log that does not verify, a failed benchmark
+EXIT_SESSION_FAILED = 5  # join: no connection, the connection lost, no frame in time, or a protocol error mid-session
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
 _SECAGG_PLUS_CORRUPT = 0.05  # --secagg-plus's corrupt fraction in semi-honest mode when --corrupt is not given
 
 
@@ -46,9 +52,9 @@ _SECAGG_PLUS_CORRUPT = 0.05  # --secagg-plus's corrupt fraction in semi-honest m
 def _config_from_args(args, dropout: float = 0.0) -> Config:
     kw = dict(bits=args.bits, prg=args.prg)
     if args.design_dropout is not None and not args.secagg_plus:
-        raise ValueError("--design-dropout only applies with --secagg-plus (it sets the dropout rate (k, t) are chosen for).")
+        raise pre.UsageError("--design-dropout only applies with --secagg-plus (it sets the dropout rate (k, t) are chosen for).")
     if args.mode == "active" and args.corrupt is None:
-        raise ValueError("--mode active needs --corrupt FRACTION: the fraction of clients that may collude with the "
+        raise pre.UsageError("--mode active needs --corrupt FRACTION: the fraction of clients that may collude with the "
                          "server (e.g. 0.1); the threshold is chosen to withstand it.")
     if getattr(args, "secagg_plus", False):
         design = args.design_dropout if args.design_dropout is not None else (dropout if dropout > 0 else 0.1)
@@ -70,12 +76,12 @@ def _join_policy(args) -> Policy:
     if args.config_digest:
         text = args.config_digest.strip().lower()
         if len(text) != 64 or any(ch not in "0123456789abcdef" for ch in text):
-            raise ValueError(f"--config-digest must be 64 hex characters (the digest 'serve' prints), got {args.config_digest!r}.")
+            raise pre.UsageError(f"--config-digest must be 64 hex characters (the digest 'serve' prints), got {args.config_digest!r}.")
         digest = bytes.fromhex(text)
         if config is not None and config.digest != digest:
             raise ValueError(f"--config {args.config} has digest {config.digest.hex()}, not the --config-digest given.")
     if args.identity and config is None and digest is None:
-        raise ValueError("--identity (active mode) needs --config FILE or --config-digest HEX: without the cohort's "
+        raise pre.UsageError("--identity (active mode) needs --config FILE or --config-digest HEX: without the cohort's "
                          "pinned identities a server could replace every other client with its own.")
     return Policy(config=config, config_digest=digest, corrupt_fraction=args.min_corrupt)
 
@@ -260,7 +266,20 @@ def cmd_join(args) -> int:
     print(msg, file=sys.stderr if args.json else sys.stdout)
     _emit(args, {"ok": outcome.ok, "id": args.id, "status": outcome.status, "round": outcome.round, "reason": outcome.reason,
                  "bytes_sent": outcome.bytes_sent, "bytes_received": outcome.bytes_received})
-    return EXIT_OK if outcome.ok else (EXIT_ABORTED if outcome.status == "aborted" else EXIT_WRONG)
+    return _join_exit(outcome)
+
+
+def _join_exit(outcome) -> int:
+    """The exit code of a join that ended with ``outcome`` (a transport ``ClientOutcome``)."""
+    if outcome.ok:
+        return EXIT_OK
+    if outcome.status == "aborted":
+        return EXIT_ABORTED
+    # The configuration arrived and no reply left: this client refused it (its policy, identity or input), before any
+    # key. A connection lost during that very first send lands here too; the printed reason says which.
+    if outcome.config is not None and outcome.round is None:
+        return EXIT_REFUSED
+    return EXIT_SESSION_FAILED
 
 
 # --- demo --------------------------------------------------------------------------
@@ -272,7 +291,7 @@ def cmd_demo(args) -> int:
     wrong = pre.given(args.argv, [o for o in loop + fed + dp if o not in takes])
     if wrong:
         which = f"demo {args.target}" if args.target else "demo (without fedavg)"
-        raise ValueError(f"{which} does not take {', '.join(wrong)}; it takes "
+        raise pre.UsageError(f"{which} does not take {', '.join(wrong)}; it takes "
                          f"{', '.join(o for o in takes if o.startswith('--'))}, --seed, --json, -q and -v.")
     if args.target == "fedavg":
         return cmd_demo_fedavg(args)
@@ -389,7 +408,9 @@ def cmd_audit(args) -> int:
 
     try:
         res = verify_log(args.log, key=args.key)
-    except (AuditError, OSError) as exc:
+    except OSError as exc:  # no log to check: refused, not a failed verification
+        raise ValueError(f"{exc.filename or args.log}: cannot be read ({exc.strerror or exc}).") from None
+    except AuditError as exc:
         print(f"FAILED: {args.log}: {exc}", file=sys.stderr)
         _emit(args, {"ok": False, "log": str(args.log), "error": str(exc)})
         return EXIT_WRONG
@@ -413,7 +434,7 @@ def cmd_bench(args) -> int:
     if root is None or not root.is_dir():
         print("no bench/ directory found (run from the repository root, or pass --bench-dir).", file=sys.stderr)
         _emit(args, {"ok": False, "scripts": {}, "error": "no bench directory"})
-        return EXIT_WRONG
+        return EXIT_REFUSED
     for name in _BENCH_SCRIPTS:
         path = root / name
         if not path.is_file():
@@ -582,10 +603,10 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         if getattr(args, "json", False):
             print(json.dumps({"ok": False, "error": str(exc)}))
-        return EXIT_WRONG
+        return EXIT_USAGE if isinstance(exc, pre.UsageError) else EXIT_REFUSED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -34,7 +34,7 @@ def test_simulate_variants(capsys, extra):
 
 def test_active_mode_without_corrupt_is_refused_with_the_option_named(capsys):
     rc = cli.main(["simulate", "-n", "8", "-m", "4", "--mode", "active", "--json", "-q"])
-    assert rc == 1 and "--corrupt" in capsys.readouterr().err
+    assert rc == cli.EXIT_USAGE == 2 and "--corrupt" in capsys.readouterr().err
 
 
 def test_simulate_table_without_json(capsys):
@@ -43,10 +43,10 @@ def test_simulate_table_without_json(capsys):
     assert "masked_input" in out and "matches the plaintext sum" in out
 
 
-def test_simulate_too_few_survivors_exits_2(capsys):
+def test_simulate_too_few_survivors_exits_3(capsys):
     rc = cli.main(["simulate", "-n", "6", "-m", "10", "--dropout", "0.8", "--seed", "1", "--json", "-q"])
     report = _last_json(capsys.readouterr().out)
-    assert rc == 2 and report["ok"] is False and "threshold" in report["aborted"]
+    assert rc == cli.EXIT_ABORTED == 3 and report["ok"] is False and "threshold" in report["aborted"]
 
 
 def test_demo_json_reports_ok(capsys):
@@ -85,7 +85,7 @@ def test_bench_tolerates_missing_scripts(tmp_path, capsys):
 
 def test_bench_failing_script_is_reported(tmp_path, capsys):
     (tmp_path / "protocol_table.py").write_text("raise SystemExit(3)\n")
-    assert cli.main(["bench", "--bench-dir", str(tmp_path), "--json"]) == 1
+    assert cli.main(["bench", "--bench-dir", str(tmp_path), "--json"]) == cli.EXIT_WRONG == 4
     assert _last_json(capsys.readouterr().out)["scripts"]["protocol_table.py"] == "exit 3"
 
 
@@ -100,12 +100,12 @@ def test_join_unreachable_server_fails_cleanly(tmp_path, capsys):
     s.close()  # nothing listens there now
     rc = cli.main(["join", "--server", f"127.0.0.1:{port}", "--id", "0", "--input", str(path), "--json", "--timeout", "2"])
     report = _last_json(capsys.readouterr().out)
-    assert rc == 1 and report["ok"] is False and report["status"] == "failed"
+    assert rc == cli.EXIT_SESSION_FAILED == 5 and report["ok"] is False and report["status"] == "failed"
 
 
 def test_bad_arguments_give_a_clear_error(capsys):
     rc = cli.main(["simulate", "-n", "6", "-m", "10", "--threshold", "2", "--json"])
     report = _last_json(capsys.readouterr().out)
-    assert rc == 1 and report["ok"] is False and "threshold" in report["error"]
+    assert rc == cli.EXIT_REFUSED == 1 and report["ok"] is False and "threshold" in report["error"]
     with pytest.raises(SystemExit):
         cli.main(["join", "--server", "nohostport", "--id", "0", "--input", "x.npy"])

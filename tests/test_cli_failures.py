@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 import socket
 import subprocess
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +17,8 @@ import pytest
 
 import lepton_secagg as ls
 from lepton_secagg import cli, wire
+from lepton_secagg.messages import Abort
+from lepton_secagg.transport.framing import frame
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,7 +49,7 @@ def _no_connection(sock) -> bool:
     return False
 
 
-# --- argument ranges (argparse: exit 2, the allowed range in the message) ---------------------
+# --- argument ranges (argparse: exit 2 = EXIT_USAGE, the allowed range in the message) --------
 
 
 @pytest.mark.parametrize(
@@ -70,13 +75,13 @@ def _no_connection(sock) -> bool:
 def test_out_of_range_arguments_name_the_allowed_range(capsys, argv, message):
     with pytest.raises(SystemExit) as info:
         cli.main(argv)
-    assert info.value.code == 2
+    assert info.value.code == cli.EXIT_USAGE == 2
     assert message in capsys.readouterr().err
 
 
-def test_design_dropout_without_secagg_plus_is_refused(capsys):
+def test_design_dropout_without_secagg_plus_is_a_usage_error(capsys):
     rc, out, err = _run(capsys, "simulate", "-n", "5", "-m", "4", "--design-dropout", "0.2", "--json")
-    assert rc == 1 and "--design-dropout only applies with --secagg-plus" in err
+    assert rc == cli.EXIT_USAGE and "--design-dropout only applies with --secagg-plus" in err
     assert json.loads(out.splitlines()[-1])["ok"] is False
 
 
@@ -113,7 +118,7 @@ def test_serve_checks_tls_files(capsys, tmp_path):
     rc, _, err = _serve(capsys, tmp_path, "--tls-cert", str(junk), "--tls-key", str(junk))
     assert rc == 1 and f"--tls-cert {junk} / --tls-key {junk}: not a PEM certificate and its private key" in err
     rc, _, err = _serve(capsys, tmp_path, "--tls-cert", str(junk))
-    assert rc == 1 and "--tls-cert and --tls-key go together" in err
+    assert rc == cli.EXIT_USAGE and "--tls-cert and --tls-key go together" in err
     assert "listening on" not in err and "Traceback" not in err
 
 
@@ -204,7 +209,7 @@ def test_join_reports_a_failure_once(capsys, tmp_path):
     port = s.getsockname()[1]
     s.close()  # nothing listens there now
     rc, out, err = _join(capsys, f"127.0.0.1:{port}", path)
-    assert rc == 1 and err.count("cannot connect") == 0 and out.count("cannot connect") == 1
+    assert rc == cli.EXIT_SESSION_FAILED and err.count("cannot connect") == 0 and out.count("cannot connect") == 1
 
 
 def test_deprecated_drop_after_warns_and_names_the_replacement(capsys, tmp_path):
@@ -215,7 +220,7 @@ def test_deprecated_drop_after_warns_and_names_the_replacement(capsys, tmp_path)
     port = s.getsockname()[1]
     s.close()
     rc, _, err = _join(capsys, f"127.0.0.1:{port}", path, "--drop-after", "share_keys")
-    assert rc == 1 and err.count("--drop-after ROUND is deprecated; use --drop-in") == 1
+    assert rc == cli.EXIT_SESSION_FAILED and err.count("--drop-after ROUND is deprecated; use --drop-in") == 1
 
 
 # --- demo: the right extra, the right options ----------------------------------------------
@@ -249,7 +254,98 @@ def test_demo_fedavg_checks_its_output_paths_first(capsys, tmp_path):
 )
 def test_demo_rejects_the_other_targets_options(capsys, argv, refused):
     rc, _, err = _run(capsys, *argv)
-    assert rc == 1 and refused in err and "it takes --" in err
+    assert rc == cli.EXIT_USAGE and refused in err and "it takes --" in err
+
+
+# --- exit codes: one per outcome (docs/cli.md) --------------------------------------------
+
+
+def test_the_exit_code_table_lists_exactly_the_constants():
+    rows = re.findall(r"^\| (\d+) \| `(EXIT_\w+)` \|", (ROOT / "docs" / "cli.md").read_text(encoding="utf-8"), re.M)
+    constants = {name: value for name, value in vars(cli).items() if name.startswith("EXIT_")}
+    assert {name: int(code) for code, name in rows} == constants
+    assert len(set(constants.values())) == len(constants)  # one code, one outcome
+
+
+def test_a_wrong_sum_exits_4(capsys, monkeypatch):
+    monkeypatch.setattr(cli, "_plain_sum", lambda inputs, ids, cfg: np.zeros(cfg.vector_length, cfg.dtype) + 1)
+    rc, out, _ = _run(capsys, "simulate", "-n", "5", "-m", "4", "--seed", "1", "-q")
+    assert rc == cli.EXIT_WRONG == 4 and "sum DOES NOT MATCH the plaintext sum" in out
+
+
+def test_an_audit_log_that_cannot_be_read_is_refused_not_failed(capsys, tmp_path):
+    rc, _, err = _run(capsys, "audit", "verify", str(tmp_path / "none.jsonl"))
+    assert rc == cli.EXIT_REFUSED and f"error: {tmp_path / 'none.jsonl'}: cannot be read (No such file or directory)" in err
+
+
+def test_an_interrupt_exits_130(capsys, monkeypatch):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_simulate", interrupted)
+    rc, _, err = _run(capsys, "simulate", "-n", "5", "-m", "4")
+    assert rc == cli.EXIT_INTERRUPTED == 130 and "interrupted" in err
+
+
+def test_mpc_options_that_are_not_host_port_are_a_usage_error(capsys, tmp_path):
+    rc, _, err = _run(capsys, "mpc", "submit", "--leader", "nohostport", "--leader-key", str(tmp_path / "l.pub"),
+                      "--helper-key", str(tmp_path / "h.pub"), "--length", "2", "--values", "0.1,0.2")
+    assert rc == cli.EXIT_USAGE and "--leader must be HOST:PORT, got 'nohostport'" in err
+
+
+@contextmanager
+def _scripted_server(reply):
+    """A server that reads one Join frame, then sends the frame ``reply``, closes (``None``), or says nothing ("silent")."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    s.settimeout(30)
+
+    def read(conn, size):
+        data = b""
+        while len(data) < size and (chunk := conn.recv(size - len(data))):
+            data += chunk
+        return data
+
+    def serve():
+        conn, _ = s.accept()
+        with conn:
+            read(conn, int.from_bytes(read(conn, 4), "big"))
+            if reply is None:
+                return
+            if reply != "silent":
+                conn.sendall(frame(reply))
+            while conn.recv(1 << 16):  # until the client closes
+                pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{s.getsockname()[1]}"
+    finally:
+        thread.join(30)
+        s.close()
+
+
+@pytest.mark.parametrize(
+    "reply, code, message",
+    [
+        (wire.encode(Abort("the cohort is full")), cli.EXIT_ABORTED, "client 0: aborted (the server refused the join: the cohort is full)"),
+        (wire.encode_config(ls.Config(num_clients=3, vector_length=4, bits=16)), cli.EXIT_REFUSED, "has bits = 16"),
+        (None, cli.EXIT_SESSION_FAILED, "client 0: failed (connection lost"),
+        ("silent", cli.EXIT_SESSION_FAILED, "client 0: failed (no frame from the server within 0.5s.)"),
+    ],
+    ids=["server-aborts", "policy-refuses-the-config", "connection-lost", "no-frame-in-time"],
+)
+def test_join_exit_code_for_each_way_a_session_ends(capsys, tmp_path, reply, code, message):
+    path = tmp_path / "x.npy"
+    np.save(path, np.zeros(4, np.uint32))
+    pinned = tmp_path / "cfg.bin"
+    pinned.write_bytes(wire.encode_config(ls.Config(num_clients=3, vector_length=4)))
+    with _scripted_server(reply) as address:
+        rc, out, _ = _run(capsys, "join", "--server", address, "--id", "0", "--input", str(path), "--timeout", "0.5",
+                          "--config", str(pinned))
+    assert rc == code and message in out
 
 
 # --- logging -------------------------------------------------------------------------------

@@ -210,7 +210,7 @@ def test_tampering_fails_verification(run, capsys, name, edit, message):
         verify_log(bad, key=srv.public_key)
     with pytest.raises(AuditError):
         verify_log(bad)  # the key in the log does not help either
-    assert cli.main(["audit", "verify", str(bad), "--key", srv.public_key]) == 1
+    assert cli.main(["audit", "verify", str(bad), "--key", srv.public_key]) == cli.EXIT_WRONG == 4
     assert "FAILED" in capsys.readouterr().err
 
 

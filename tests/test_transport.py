@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import lepton_secagg as ls
-from lepton_secagg import wire
+from lepton_secagg import cli, wire
 from lepton_secagg.messages import Join
 from lepton_secagg.testing import make_identities
 from lepton_secagg.transport import AggregationServer, MemoryNetwork, run_client, run_memory_aggregation
@@ -452,11 +452,11 @@ def test_processes_too_few_survivors_exits_non_zero(tmp_path):
     for p in joins:
         p.communicate(timeout=60)
     stdout, stderr = server.communicate(timeout=60)
-    assert server.returncode == 2
+    assert server.returncode == cli.EXIT_ABORTED == 3
     assert "only 2 clients remain" in stderr and "threshold is 3" in stderr
     assert _last_json(stdout)["ok"] is False
     assert not out.exists()
-    assert [p.returncode for p in joins[3:]] == [2, 2]  # the survivors were told (Abort)
+    assert [p.returncode for p in joins[3:]] == [cli.EXIT_ABORTED] * 2  # the survivors were told (Abort)
 
 
 def test_processes_tls(tmp_path, tls_files):
@@ -519,7 +519,7 @@ def test_join_refuses_a_downgrading_or_identity_swapping_server(tmp_path):
 
     for sent, field in ((downgraded, "mode"), (swapped, "identities[0]")):
         rc, out, err, got = asyncio.run(hostile(sent))
-        assert rc == 1, err
+        assert rc == cli.EXIT_REFUSED == 1, err
         assert f"has {field} = " in _last_json(out)["reason"], out
         assert not any(isinstance(g, ls.AdvertiseKeys) for g in got)  # no key left the client
 
@@ -542,7 +542,7 @@ def test_join_with_an_identity_and_no_pin_exits_before_connecting(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "lepton_secagg", "join", "--server", f"{HOST}:9", "--id", "0",
                            "--input", str(tmp_path / "x.npy"), "--identity", str(tmp_path / "id.hex")],
                           capture_output=True, text=True, timeout=60, env=_env())
-    assert proc.returncode == 1 and "--config" in proc.stderr and "cannot connect" not in proc.stderr
+    assert proc.returncode == cli.EXIT_USAGE == 2 and "--config" in proc.stderr and "cannot connect" not in proc.stderr
 
 
 # --- the join phase ----------------------------------------------------------------------

@@ -128,18 +128,20 @@ def cmd_demo_poisoning(args) -> int:
     """``lepton-secagg demo poisoning``: print the loss table; exit 0 iff Prio3 kept training on track."""
     import json
 
+    from ..cli import EXIT_OK, EXIT_WRONG  # lazily: the demo also runs without the command line
+
     result = run(rounds=args.rounds, seed=0 if args.seed is None else args.seed)
     ok = (all(r == 1 for r in result.rejected) and abs(result.prio3[-1] - result.clean[-1]) <= 1e-3 * result.clean[-1]
           and result.secagg[-1] > 2 * result.clean[-1])
     if args.json:
         print(json.dumps({"ok": ok, "clean": result.clean, "secagg": result.secagg, "prio3": result.prio3,
                           "rejected": result.rejected}))
-        return 0 if ok else 1
+        return EXIT_OK if ok else EXIT_WRONG
     print("round   clean loss   SecAgg+attack   Prio3+L2+attack   reports refused")
     for i, row in enumerate(zip(result.clean, result.secagg, result.prio3, result.rejected), start=1):
         print(f"{i:5d}   {row[0]:10.4f}   {row[1]:13.4g}   {row[2]:15.4f}   {row[3]:15d}")
     print(f"Prio3 with the L2 circuit refused the attacker and trained as without it: {'yes' if ok else 'NO'}")
-    return 0 if ok else 1
+    return EXIT_OK if ok else EXIT_WRONG
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._preflight import UsageError
 from .keys import AggregatorKeys
 from .l2 import norm_bound_sq, prio3_bounded_l2_vec_sum
 from .prio3 import prio3_sum_vec
@@ -85,7 +86,7 @@ def _vdaf(args):
 def _address(text: str, flag: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     if not host or not port.isdigit():
-        raise ValueError(f"{flag} must be HOST:PORT, got {text!r}.")
+        raise UsageError(f"{flag} must be HOST:PORT, got {text!r}.")
     return host, int(port)
 
 
@@ -108,13 +109,15 @@ def _read_public(path: Path) -> bytes:
 
 
 def cmd_keygen(args) -> int:
+    from ..cli import EXIT_OK  # lazily: lepton_secagg.cli imports this module
+
     keys = AggregatorKeys.generate()
     # Created owner-only from the start: the seed is the aggregator's secret.
     with os.fdopen(os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
         f.write(keys.seed.hex() + "\n")
     Path(f"{args.out}.pub").write_text(keys.public.hex() + "\n")
     print(json.dumps({"ok": True, "public": keys.public.hex()}) if args.json else f"wrote {args.out} and {args.out}.pub")
-    return 0
+    return EXIT_OK
 
 
 def _announce(future: asyncio.Future):
@@ -126,6 +129,8 @@ def _announce(future: asyncio.Future):
 
 
 def cmd_serve(args) -> int:
+    from ..cli import EXIT_OK
+
     vdaf, ctx = _vdaf(args), args.task.encode()
     keys, peer = _read_key(args.key), _read_public(args.peer_key)
 
@@ -136,7 +141,7 @@ def cmd_serve(args) -> int:
                 args.host, args.port, ready)
             return None
         if not args.helper:
-            raise ValueError("--helper HOST:PORT is required for the leader.")
+            raise UsageError("--helper HOST:PORT is required for the leader.")
         leader = LeaderService(vdaf, ctx, keys, peer, expected_reports=args.reports,
                                min_batch_size=args.min_batch_size)
         return await leader.run(args.host, args.port, *_address(args.helper, "--helper"), ready)
@@ -144,7 +149,7 @@ def cmd_serve(args) -> int:
     outcome = asyncio.run(run())
     if outcome is None:
         print(json.dumps({"ok": True, "role": "helper"}) if args.json else "helper: batch done")
-        return 0
+        return EXIT_OK
     result = outcome.result
     if args.vdaf == "l2":
         scale = 2 ** (args.bits - 1)
@@ -154,10 +159,12 @@ def cmd_serve(args) -> int:
                "reasons": sorted(set(outcome.rejected.values()))}
     print(json.dumps(summary) if args.json else
           f"accepted {summary['accepted']}, rejected {summary['rejected']}; sum = {result}")
-    return 0
+    return EXIT_OK
 
 
 def cmd_submit(args) -> int:
+    from ..cli import EXIT_OK, EXIT_REFUSED
+
     vdaf, ctx = _vdaf(args), args.task.encode()
     values = [float(v) for v in args.values.split(",") if v.strip()]
     if args.vdaf == "l2":
@@ -168,4 +175,4 @@ def cmd_submit(args) -> int:
                                           _read_public(args.leader_key), _read_public(args.helper_key)))
     print(json.dumps({"ok": accepted, "accepted": accepted, "reason": reason}) if args.json else
           ("accepted" if accepted else f"rejected: {reason}"))
-    return 0 if accepted else 1
+    return EXIT_OK if accepted else EXIT_REFUSED  # the aggregators refused the report (the reason is printed)
