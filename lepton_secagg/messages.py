@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .hazmat.ring import RingVector
+
 __all__ = [
     "ROUNDS",
     "KeyEntry",
@@ -110,7 +112,7 @@ class MaskedInput:
     """
 
     sender: int
-    vector: np.ndarray = field(repr=False)
+    vector: RingVector = field(repr=False)
     bits: int | None = None
 
     @property
@@ -118,7 +120,7 @@ class MaskedInput:
         """The ring width: ``bits``, or the word width when it is None."""
         return self.bits if self.bits is not None else 8 * self.vector.itemsize
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return (
             isinstance(other, MaskedInput)
             and self.sender == other.sender
@@ -127,7 +129,8 @@ class MaskedInput:
             and np.array_equal(self.vector, other.vector)
         )
 
-    __hash__ = None
+    # typeshed types object.__hash__ as a method; None is the data model's way to make instances unhashable
+    __hash__ = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
