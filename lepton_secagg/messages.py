@@ -22,6 +22,7 @@ unmasking          ``UnmaskingRequest``        ``UnmaskingShares``
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 import numpy as np
 
@@ -43,6 +44,8 @@ __all__ = [
     "Abort",
     "CLIENT_MESSAGES",
     "SERVER_MESSAGES",
+    "ClientMessage",
+    "ServerMessage",
     # federated-learning control messages (lepton_secagg.fl), tags >= 40
     "TensorBlob",
     "Hello",
@@ -52,6 +55,7 @@ __all__ = [
     "PhaseRequest",
     "PhaseOpen",
     "FL_MESSAGES",
+    "Message",
 ]
 
 ROUNDS = ("advertise_keys", "share_keys", "masked_input", "consistency_check", "unmasking")
@@ -184,6 +188,11 @@ class Abort:
 CLIENT_MESSAGES = (AdvertiseKeys, ShareKeys, MaskedInput, ConsistencySignature, UnmaskingShares, Abort)
 SERVER_MESSAGES = (ShareKeysRequest, MaskedInputRequest, ConsistencyCheckRequest, UnmaskingRequest, Abort)
 
+#: What a client sends (``Client.start``/``Client.receive`` return it; ``Server.receive`` takes it).
+ClientMessage: TypeAlias = AdvertiseKeys | ShareKeys | MaskedInput | ConsistencySignature | UnmaskingShares | Abort
+#: What a server sends (``Server.advance`` returns it; ``Client.receive`` takes it).
+ServerMessage: TypeAlias = ShareKeysRequest | MaskedInputRequest | ConsistencyCheckRequest | UnmaskingRequest | Abort
+
 
 # ---------------------------------------------------------------------------
 # Federated-learning control messages (``lepton_secagg.fl``; wire tags >= 40).
@@ -282,3 +291,6 @@ class PhaseOpen:
 
 
 FL_MESSAGES = (Hello, Welcome, ModelRequest, ModelReply, PhaseRequest, PhaseOpen)
+
+#: Every message ``wire`` encodes and decodes.
+Message: TypeAlias = ClientMessage | ServerMessage | Join | Hello | Welcome | ModelRequest | ModelReply | PhaseRequest | PhaseOpen
