@@ -130,7 +130,7 @@ def _dequantize(total: npt.ArrayLike, count: int, clip: float, count_levels: int
     return np.asarray(total, dtype=np.float64) * (2 * clip / count_levels) - count * clip
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, init=False)
 class Quantizer:
     """A validated quantisation configuration shared by the clients and the server.
 
