@@ -17,37 +17,54 @@ protect the client's secrets (Bonawitz et al. 2017 §4; Bell et al. 2020):
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from typing import Any, TypeAlias
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _session as S
+from ._state import Start
+from .config import Config
 from .exceptions import DecryptionError, LocalProtocolError, RemoteProtocolError, SignatureError
 from .hazmat import aead, pipeline, ring, shamir
 from .hazmat.agreement import KeyPair, generate_keypair
 from .hazmat.masking import add_masks
+from .hazmat.quantize import Quantizer
+from .hazmat.ring import RingVector
+from .hazmat.rng import Rng
 from .hazmat.sign import Identity, verify
 from .messages import (
+    Abort,
     AdvertiseKeys,
+    ClientMessage,
     ConsistencyCheckRequest,
     ConsistencySignature,
+    KeyEntry,
     MaskedInput,
     MaskedInputRequest,
+    ServerMessage,
     ShareKeys,
     ShareKeysRequest,
     UnmaskingRequest,
     UnmaskingShares,
 )
 
+__all__ = [
+    "ClientContext", "FloatInput", "ClientState", "Handler",
+    "advertise_keys", "share_keys", "masked_input", "consistency_check", "unmasking", "abort",
+]
+
 
 @dataclass(frozen=True)
 class ClientContext:
     """What does not change during a session: config, id, identity, rng, neighbourhood."""
 
-    cfg: object
+    cfg: Config
     client_id: int
     identity: Identity | None
-    rng: object
+    rng: Rng
     neighborhood: tuple[int, ...]
 
 
@@ -55,12 +72,12 @@ class ClientContext:
 class FloatInput:
     """A float update waiting to be quantised and masked in one pass (``Client.set_float_input``)."""
 
-    values: np.ndarray = field(repr=False)
-    quantizer: object
+    values: npt.NDArray[np.floating[Any]] = field(repr=False)
+    quantizer: Quantizer
     weight: int | None
     round_key: bytes = field(repr=False)
 
-    def quantized(self, suite: str) -> np.ndarray:
+    def quantized(self, suite: str) -> RingVector:
         """The ring vector the fused pass masks (the same rounding stream)."""
         return pipeline.quantize_keyed(self.quantizer, self.values, weight=self.weight, round_key=self.round_key, suite=suite)[0]
 
@@ -72,27 +89,31 @@ class ClientState:
     encryption: KeyPair | None = field(default=None, repr=False)
     masking: KeyPair | None = field(default=None, repr=False)
     seed: bytes | None = field(default=None, repr=False)
-    input: np.ndarray | None = field(default=None, repr=False)
+    input: RingVector | None = field(default=None, repr=False)
     float_input: FloatInput | None = field(default=None, repr=False)  # instead of input
     clipped: int | None = None  # values of float_input outside [-clip, clip], once encoded
     session_id: bytes = b""
-    peers: dict = field(default_factory=dict, repr=False)  # id -> KeyEntry, live at share_keys
-    box_keys: dict = field(default_factory=dict, repr=False)  # peer -> share-box key
+    peers: dict[int, KeyEntry] = field(default_factory=dict, repr=False)  # id -> KeyEntry, live at share_keys
+    box_keys: dict[int, bytes] = field(default_factory=dict, repr=False)  # peer -> share-box key
     # peer -> pairwise PRG key, agreed at share_keys so the masked-input round
     # (the one that waits on the update) does no key agreement; dropped once used
-    mask_keys: dict = field(default_factory=dict, repr=False)
-    shares: dict = field(default_factory=dict, repr=False)  # owner -> (self-mask share, mask-key share)
+    mask_keys: dict[int, bytes] = field(default_factory=dict, repr=False)
+    shares: dict[int, tuple[bytes, bytes]] = field(default_factory=dict, repr=False)  # owner -> (self-mask share, mask-key share)
     survivors: tuple[int, ...] | None = None  # the set signed in active mode
 
 
-def advertise_keys(ctx: ClientContext, state: ClientState, _event) -> tuple[ClientState, AdvertiseKeys]:
+#: A handler named in ``_state.CLIENT_TRANSITIONS``; the table hands it only its own message type.
+Handler: TypeAlias = Callable[[ClientContext, ClientState, ServerMessage | Start], tuple[ClientState, ClientMessage | None]]
+
+
+def advertise_keys(ctx: ClientContext, state: ClientState, _event: Start) -> tuple[ClientState, AdvertiseKeys]:
     """Round 0: draw two X25519 key pairs and the self-mask seed; advertise the public keys and a commitment to the seed."""
     enc, mask = generate_keypair(ctx.rng), generate_keypair(ctx.rng)
     seed = ctx.rng.bytes(32)
     commitment = S.seed_commitment(ctx.client_id, seed)
     signature = b""
     if ctx.cfg.mode == "active":
-        signature = ctx.identity.sign(S.advertise_statement(ctx.cfg, ctx.client_id, enc.public, mask.public, commitment))
+        signature = _identity(ctx).sign(S.advertise_statement(ctx.cfg, ctx.client_id, enc.public, mask.public, commitment))
     msg = AdvertiseKeys(ctx.client_id, enc.public, mask.public, commitment, signature)
     return replace(state, encryption=enc, masking=mask, seed=seed), msg
 
@@ -104,7 +125,8 @@ def share_keys(ctx: ClientContext, state: ClientState, msg: ShareKeysRequest) ->
     if len(peers) != len(msg.keys):
         raise _remote("the key list names a client twice", "share_keys", me)
     own = peers.get(me)
-    mine = (state.encryption.public, state.masking.public, S.seed_commitment(me, state.seed))
+    enc, masking, seed = _drawn(ctx, state, "share_keys")
+    mine = (enc.public, masking.public, S.seed_commitment(me, seed))
     if own is None or (own.encryption_key, own.mask_key, own.seed_commitment) != mine:
         raise _remote("the key list does not carry this client's own keys and seed commitment unchanged", "share_keys", me)
     _check_subset(ctx, peers, "the key list", "share_keys")
@@ -112,28 +134,28 @@ def share_keys(ctx: ClientContext, state: ClientState, msg: ShareKeysRequest) ->
     if cfg.mode == "active":
         for e in msg.keys:
             try:
-                verify(cfg.identities[e.client_id], S.advertise_statement(cfg, e.client_id, e.encryption_key, e.mask_key, e.seed_commitment), e.signature)
+                verify(S.identities(cfg)[e.client_id], S.advertise_statement(cfg, e.client_id, e.encryption_key, e.mask_key, e.seed_commitment), e.signature)
             except SignatureError:
                 raise SignatureError(f"the keys relayed for client {e.client_id} are not signed by its identity.", round="share_keys", client_id=me) from None
     if cfg.neighbors is None and msg.session_id != S.session_id(cfg, msg.keys):
         raise _remote("the session id does not match the advertised keys", "share_keys", me)
     size = len(ctx.neighborhood)
-    seed_shares, key_shares = shamir.split_many([state.seed, state.masking.private], size, cfg.threshold, ctx.rng)
-    boxes, box_keys, own_shares = [], {}, None
+    seed_shares, key_shares = shamir.split_many([seed, masking.private], size, cfg.threshold, ctx.rng)
+    at = ctx.neighborhood.index(me)  # a neighbourhood includes its client
+    own_shares = (seed_shares[at].value, key_shares[at].value)
+    boxes: list[tuple[int, bytes]] = []
+    box_keys: dict[int, bytes] = {}
     for pos, holder in enumerate(ctx.neighborhood):
-        if holder not in peers:
+        if holder not in peers or holder == me:
             continue
         plain = S.pack_shares(me, holder, seed_shares[pos].value, key_shares[pos].value)
-        if holder == me:
-            own_shares = (seed_shares[pos].value, key_shares[pos].value)
-            continue
         try:
-            key = S.box_key(state.encryption.private, peers[holder].encryption_key, msg.session_id, me, holder)
+            key = S.box_key(enc.private, peers[holder].encryption_key, msg.session_id, me, holder)
         except ValueError as exc:
             raise _remote(f"client {holder}'s encryption key is unusable ({exc})", "share_keys", me) from None
         box_keys[holder] = key
         boxes.append((holder, aead.seal(key, plain, S.box_context(msg.session_id, me, holder), ctx.rng)))
-    mask_keys = pairwise_mask_keys(ctx, state.masking.private, peers, msg.session_id)
+    mask_keys = pairwise_mask_keys(ctx, masking.private, peers, msg.session_id)
     new = replace(state, session_id=msg.session_id, peers=peers, box_keys=box_keys, mask_keys=mask_keys, shares={me: own_shares})
     return new, ShareKeys(me, tuple(boxes))
 
@@ -141,7 +163,8 @@ def share_keys(ctx: ClientContext, state: ClientState, msg: ShareKeysRequest) ->
 def masked_input(ctx: ClientContext, state: ClientState, msg: MaskedInputRequest) -> tuple[ClientState, MaskedInput]:
     """Round 2: open the neighbours' boxes, then send y = x + PRG(b) + sum of signed pairwise masks."""
     cfg, me = ctx.cfg, ctx.client_id
-    if state.input is None and state.float_input is None:
+    source = state.float_input if state.float_input is not None else state.input
+    if source is None:
         raise LocalProtocolError(
             "the input is not set; call set_input() or set_float_input() before answering the masked-input request.",
             round="masked_input", client_id=me,
@@ -163,15 +186,16 @@ def masked_input(ctx: ClientContext, state: ClientState, msg: MaskedInputRequest
             raise _remote(f"the share box from client {sender} is addressed to another pair", "masked_input", me)
         shares[sender] = (seed_share, key_share)
     _check_enough(ctx, len(shares), "neighbours that shared their keys", "masked_input")
-    keys = [S.self_mask_key(cfg, state.seed, state.session_id, me)]
+    seed = _drawn(ctx, state, "masked_input")[2]
+    keys = [S.self_mask_key(cfg, seed, state.session_id, me)]
     signs = [1]
     for peer in sorted(shares):
         if peer != me:
             keys.append(state.mask_keys[peer])
             signs.append(S.pairwise_sign(me, peer))
     clipped = None
-    if state.float_input is not None:
-        f = state.float_input
+    if isinstance(source, FloatInput):
+        f = source
         try:
             vector, clipped = pipeline.encode_masked(
                 f.quantizer, f.values, weight=f.weight, round_key=f.round_key, keys=keys, signs=signs, suite=cfg.prg
@@ -179,15 +203,15 @@ def masked_input(ctx: ClientContext, state: ClientState, msg: MaskedInputRequest
         except ValueError as exc:
             raise LocalProtocolError(f"the float input cannot be encoded: {exc}", round="masked_input", client_id=me) from None
     else:
-        vector = state.input.copy()
+        vector = source.copy()
         add_masks(vector, keys, signs, cfg.prg)
         ring.reduce(vector, cfg.bits)
     return replace(state, shares=shares, clipped=clipped, float_input=None, mask_keys={}), MaskedInput(me, vector, cfg.bits)
 
 
-def pairwise_mask_keys(ctx: ClientContext, private: bytes, peers: dict, session: bytes) -> dict:
+def pairwise_mask_keys(ctx: ClientContext, private: bytes, peers: dict[int, KeyEntry], session: bytes) -> dict[int, bytes]:
     """The pairwise PRG key with each live neighbour in ``peers`` (peer -> key)."""
-    keys = {}
+    keys: dict[int, bytes] = {}
     for peer in ctx.neighborhood:
         if peer == ctx.client_id or peer not in peers:
             continue
@@ -202,7 +226,7 @@ def consistency_check(ctx: ClientContext, state: ClientState, msg: ConsistencyCh
     """Round 3 (active mode): check the survivor set and sign it."""
     _check_session(ctx, state, msg.session_id, "consistency_check")
     _check_survivors(ctx, state, msg.survivors, "consistency_check")
-    signature = ctx.identity.sign(S.survivors_statement(ctx.cfg, state.session_id, state.peers[ctx.client_id], msg.survivors))
+    signature = _identity(ctx).sign(S.survivors_statement(ctx.cfg, state.session_id, state.peers[ctx.client_id], msg.survivors))
     return replace(state, survivors=msg.survivors), ConsistencySignature(ctx.client_id, signature)
 
 
@@ -214,20 +238,21 @@ def unmasking(ctx: ClientContext, state: ClientState, msg: UnmaskingRequest) -> 
     if cfg.mode == "active":
         if msg.survivors != state.survivors:
             raise _remote("the survivor set differs from the one this client signed", "unmasking", me)
-        signers = set()
+        signers: set[int] = set()
         for signer, signature in msg.signatures:
             if signer not in survivors or signer not in state.shares:
                 raise _remote(f"a consistency signature comes from client {signer}, not a surviving neighbour", "unmasking", me)
             try:
                 # verified against the keys the signer advertised in *this* session
-                verify(cfg.identities[signer], S.survivors_statement(cfg, state.session_id, state.peers[signer], msg.survivors), signature)
+                verify(S.identities(cfg)[signer], S.survivors_statement(cfg, state.session_id, state.peers[signer], msg.survivors), signature)
             except SignatureError:
                 raise SignatureError(f"client {signer}'s consistency signature does not verify.", round="unmasking", client_id=me) from None
             signers.add(signer)
         _check_enough(ctx, len(signers), "neighbours' signatures on the survivor set", "unmasking")
     elif msg.signatures:
         raise _remote("signatures are sent in active mode only", "unmasking", me)
-    seed_out, key_out = [], []
+    seed_out: list[tuple[int, bytes]] = []
+    key_out: list[tuple[int, bytes]] = []
     for owner in sorted(state.shares):
         seed_share, key_share = state.shares[owner]
         if owner in survivors:
@@ -237,7 +262,7 @@ def unmasking(ctx: ClientContext, state: ClientState, msg: UnmaskingRequest) -> 
     return replace(state, shares={}, box_keys={}), UnmaskingShares(me, tuple(seed_out), tuple(key_out))
 
 
-def abort(ctx: ClientContext, state: ClientState, msg) -> tuple[ClientState, None]:
+def abort(ctx: ClientContext, state: ClientState, msg: Abort) -> tuple[ClientState, None]:
     """Any round: the server ended the session; forget every secret."""
     return ClientState(), None
 
@@ -249,12 +274,26 @@ def _remote(what: str, round: str, me: int) -> RemoteProtocolError:
     return RemoteProtocolError(f"The server broke the protocol: {what}.", round=round, client_id=me)
 
 
+def _drawn(ctx: ClientContext, state: ClientState, round: str) -> tuple[KeyPair, KeyPair, bytes]:
+    """The two key pairs and the seed drawn in ``advertise_keys``, which the transition tables run first."""
+    if state.encryption is None or state.masking is None or state.seed is None:
+        raise LocalProtocolError("the keys are not drawn yet; start() comes first.", round=round, client_id=ctx.client_id)
+    return state.encryption, state.masking, state.seed
+
+
+def _identity(ctx: ClientContext) -> Identity:
+    """The client's identity, which ``Client`` requires in active mode (the only mode that signs)."""
+    if ctx.identity is None:
+        raise LocalProtocolError("active mode needs this client's Identity.", client_id=ctx.client_id)
+    return ctx.identity
+
+
 def _check_session(ctx: ClientContext, state: ClientState, session: bytes, round: str) -> None:
     if session != state.session_id:
         raise _remote("the message belongs to another session", round, ctx.client_id)
 
 
-def _check_subset(ctx: ClientContext, ids, what: str, round: str) -> None:
+def _check_subset(ctx: ClientContext, ids: Iterable[int], what: str, round: str) -> None:
     stray = sorted(set(ids) - set(ctx.neighborhood))
     if stray:
         raise _remote(f"{what} names clients {stray[:5]} that are not neighbours", round, ctx.client_id)

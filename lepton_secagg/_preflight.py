@@ -119,7 +119,7 @@ def load_input(path: str, option: str, cfg: Config | None = None) -> np.ndarray:
                 raise ValueError(f"{option} {path}: not a .npy file (write the vector with numpy.save).")
             f.seek(0)
             try:
-                vector = np.load(f, allow_pickle=False)
+                vector: np.ndarray = np.load(f, allow_pickle=False)
             except ValueError as exc:
                 if "allow_pickle" in str(exc):
                     raise ValueError(f"{option} {path}: holds a pickled object array; only plain integer arrays are read "

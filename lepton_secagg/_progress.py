@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import TextIO
 
 __all__ = ["Progress"]
 
 
 class Progress:
-    def __init__(self, stream=None, enabled: bool = True, width: int = 28, min_interval: float = 0.05):
+    def __init__(self, stream: TextIO | None = None, enabled: bool = True, width: int = 28, min_interval: float = 0.05) -> None:
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = enabled
         self.width = width
@@ -22,7 +23,7 @@ class Progress:
             self.tty = bool(self.stream.isatty())
         except (AttributeError, ValueError):
             self.tty = False
-        self._label = None
+        self._label: str | None = None
         self._state = (0, 0)
         self._started = 0.0
         self._drawn = 0.0
@@ -63,5 +64,5 @@ class Progress:
     def __enter__(self) -> "Progress":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

@@ -22,22 +22,33 @@ batched kernel call.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 import numpy as np
 
 from . import _session as S
+from .config import Config
 from .exceptions import Aborted, ReconstructionError, SecAggError, SignatureError, TooFewSurvivors
 from .hazmat import ring, shamir
 from .hazmat.agreement import keypair_from_private, shared_secret
 from .hazmat.masking import add_masks
+from .hazmat.ring import RingVector
 from .hazmat.sign import verify
 from .messages import (
+    AdvertiseKeys,
+    ClientMessage,
     ConsistencyCheckRequest,
+    ConsistencySignature,
     KeyEntry,
+    MaskedInput,
     MaskedInputRequest,
+    ServerMessage,
+    ShareKeys,
     ShareKeysRequest,
     UnmaskingRequest,
+    UnmaskingShares,
 )
 
 
@@ -58,9 +69,9 @@ class AggregationResult:
             dropped at unmasking; their inputs, already summed, stay in the sum).
     """
 
-    sum: np.ndarray = field(repr=False)
+    sum: RingVector = field(repr=False)
     included: tuple[int, ...]
-    dropped: dict
+    dropped: dict[str, tuple[int, ...]]
     session_id: bytes = field(repr=False)
     culprits: tuple[int, ...] = ()
 
@@ -69,27 +80,33 @@ class AggregationResult:
 class ServerState:
     """The server's protocol data (mutated only after a handler's checks pass)."""
 
-    live: set = field(default_factory=set)  # clients expected to answer this round
-    replied: set = field(default_factory=set)  # live clients that answered this round
-    dropped: dict = field(default_factory=dict)  # client id -> round name
-    keys: dict = field(default_factory=dict)  # client id -> KeyEntry
-    advertised: set = field(default_factory=set)  # U1
+    live: set[int] = field(default_factory=set)  # clients expected to answer this round
+    replied: set[int] = field(default_factory=set)  # live clients that answered this round
+    dropped: dict[int, str] = field(default_factory=dict)  # client id -> round name
+    keys: dict[int, KeyEntry] = field(default_factory=dict)  # client id -> KeyEntry
+    advertised: set[int] = field(default_factory=set)  # U1
     session_id: bytes = b""
-    sharers: set = field(default_factory=set)  # U2
-    boxes: dict = field(default_factory=dict)  # recipient -> list of (sender, box)
-    total: np.ndarray | None = None
-    survivors: tuple = ()  # U3
-    signatures: dict = field(default_factory=dict)  # client id -> consistency signature
-    seed_shares: dict = field(default_factory=dict, repr=False)  # owner -> list of (holder, value)
-    key_shares: dict = field(default_factory=dict, repr=False)
+    sharers: set[int] = field(default_factory=set)  # U2
+    boxes: dict[int, list[tuple[int, bytes]]] = field(default_factory=dict)  # recipient -> list of (sender, box)
+    total: RingVector | None = None
+    survivors: tuple[int, ...] = ()  # U3
+    signatures: dict[int, bytes] = field(default_factory=dict)  # client id -> consistency signature
+    seed_shares: dict[int, list[tuple[int, bytes]]] = field(default_factory=dict, repr=False)  # owner -> list of (holder, value)
+    key_shares: dict[int, list[tuple[int, bytes]]] = field(default_factory=dict, repr=False)
     result: AggregationResult | None = None
     error: Aborted | None = None
+
+
+#: A ``receive_*`` handler named in ``_state.SERVER_RECEIVE``; the table hands it only its own message type.
+ReceiveHandler: TypeAlias = Callable[[Config, ServerState, int, ClientMessage], None]
+#: A ``close_*`` handler named in ``_state.SERVER_ADVANCE``: the next round's message for each live client.
+CloseHandler: TypeAlias = Callable[[Config, ServerState], dict[int, ServerMessage]]
 
 
 # --- receiving ------------------------------------------------------------------------
 
 
-def receive_keys(cfg, st: ServerState, cid: int, msg) -> None:
+def receive_keys(cfg: Config, st: ServerState, cid: int, msg: AdvertiseKeys) -> None:
     for key in (msg.encryption_key, msg.mask_key):
         try:
             shared_secret(bytes(range(1, 33)), key)  # refuses low-order points
@@ -97,7 +114,7 @@ def receive_keys(cfg, st: ServerState, cid: int, msg) -> None:
             raise Refused(f"client {cid} advertised a low-order X25519 key.", round="advertise_keys", client_id=cid) from None
     if cfg.mode == "active":
         try:
-            verify(cfg.identities[cid], S.advertise_statement(cfg, cid, msg.encryption_key, msg.mask_key, msg.seed_commitment), msg.signature)
+            verify(S.identities(cfg)[cid], S.advertise_statement(cfg, cid, msg.encryption_key, msg.mask_key, msg.seed_commitment), msg.signature)
         except SignatureError:
             raise Refused(f"client {cid}'s keys are not signed by its identity.", round="advertise_keys", client_id=cid) from None
     elif msg.signature:
@@ -105,7 +122,7 @@ def receive_keys(cfg, st: ServerState, cid: int, msg) -> None:
     st.keys[cid] = KeyEntry(cid, msg.encryption_key, msg.mask_key, msg.seed_commitment, msg.signature)
 
 
-def receive_boxes(cfg, st: ServerState, cid: int, msg) -> None:
+def receive_boxes(cfg: Config, st: ServerState, cid: int, msg: ShareKeys) -> None:
     expected = {v for v in cfg.graph.neighbors(cid) if v in st.advertised} - {cid}
     got = [r for r, _ in msg.boxes]
     if set(got) != expected or len(got) != len(expected):
@@ -116,7 +133,7 @@ def receive_boxes(cfg, st: ServerState, cid: int, msg) -> None:
         st.boxes.setdefault(recipient, []).append((cid, box))
 
 
-def receive_masked_input(cfg, st: ServerState, cid: int, msg) -> None:
+def receive_masked_input(cfg: Config, st: ServerState, cid: int, msg: MaskedInput) -> None:
     vec = msg.vector
     if vec.dtype != cfg.dtype or vec.shape != (cfg.vector_length,):
         raise Refused(f"client {cid}'s masked input has the wrong dtype or length.", round="masked_input", client_id=cid)
@@ -127,15 +144,15 @@ def receive_masked_input(cfg, st: ServerState, cid: int, msg) -> None:
     np.add(st.total, vec, out=st.total)
 
 
-def receive_signature(cfg, st: ServerState, cid: int, msg) -> None:
+def receive_signature(cfg: Config, st: ServerState, cid: int, msg: ConsistencySignature) -> None:
     try:
-        verify(cfg.identities[cid], S.survivors_statement(cfg, st.session_id, st.keys[cid], st.survivors), msg.signature)
+        verify(S.identities(cfg)[cid], S.survivors_statement(cfg, st.session_id, st.keys[cid], st.survivors), msg.signature)
     except SignatureError:
         raise Refused(f"client {cid}'s consistency signature does not verify.", round="consistency_check", client_id=cid) from None
     st.signatures[cid] = msg.signature
 
 
-def receive_shares(cfg, st: ServerState, cid: int, msg) -> None:
+def receive_shares(cfg: Config, st: ServerState, cid: int, msg: UnmaskingShares) -> None:
     nbhd = cfg.graph.neighbors(cid)
     survivors = set(st.survivors)
     want_seed = [o for o in nbhd if o in survivors]
@@ -156,19 +173,19 @@ def receive_shares(cfg, st: ServerState, cid: int, msg) -> None:
 # --- closing rounds ---------------------------------------------------------------------
 
 
-def close_advertise_keys(cfg, st: ServerState) -> dict:
+def close_advertise_keys(cfg: Config, st: ServerState) -> dict[int, ServerMessage]:
     st.advertised = set(st.live)
     st.session_id = S.session_id(cfg, list(st.keys[c] for c in st.live))
-    out = {}
+    out: dict[int, ServerMessage] = {}
     for cid in sorted(st.live):
         entries = tuple(st.keys[v] for v in cfg.graph.neighbors(cid) if v in st.live)
         out[cid] = ShareKeysRequest(st.session_id, entries)
     return out
 
 
-def close_share_keys(cfg, st: ServerState) -> dict:
+def close_share_keys(cfg: Config, st: ServerState) -> dict[int, ServerMessage]:
     st.sharers = set(st.live)
-    out = {}
+    out: dict[int, ServerMessage] = {}
     for cid in sorted(st.live):
         boxes = tuple(sorted((s, b) for s, b in st.boxes.get(cid, ()) if s in st.live))
         out[cid] = MaskedInputRequest(st.session_id, boxes)
@@ -176,24 +193,25 @@ def close_share_keys(cfg, st: ServerState) -> dict:
     return out
 
 
-def close_masked_input(cfg, st: ServerState) -> dict:
+def close_masked_input(cfg: Config, st: ServerState) -> dict[int, ServerMessage]:
     st.survivors = tuple(sorted(st.live))
     request = ConsistencyCheckRequest if cfg.mode == "active" else UnmaskingRequest
     return {cid: request(st.session_id, st.survivors) for cid in st.survivors}
 
 
-def close_consistency_check(cfg, st: ServerState) -> dict:
-    out = {}
+def close_consistency_check(cfg: Config, st: ServerState) -> dict[int, ServerMessage]:
+    out: dict[int, ServerMessage] = {}
     for cid in sorted(st.live):
         sigs = tuple((v, st.signatures[v]) for v in cfg.graph.neighbors(cid) if v in st.signatures)
         out[cid] = UnmaskingRequest(st.session_id, st.survivors, sigs)
     return out
 
 
-def close_unmasking(cfg, st: ServerState) -> dict:
+def close_unmasking(cfg: Config, st: ServerState) -> dict[int, ServerMessage]:
     survivors = st.survivors
-    keys, signs = [], []
-    culprits: set = set()
+    keys: list[bytes] = []
+    signs: list[int] = []
+    culprits: set[int] = set()
     seeds = _reconstruct(cfg, st.seed_shares, survivors, "self-mask seed", culprits)
     for owner in survivors:
         if S.seed_commitment(owner, seeds[owner]) != st.keys[owner].seed_commitment:
@@ -227,20 +245,23 @@ def close_unmasking(cfg, st: ServerState) -> dict:
     st.total = None
     for cid in culprits:  # their unmasking answers were refused; their inputs stay in the sum
         st.dropped.setdefault(cid, "unmasking")
-    names = {}
+    names: dict[str, list[int]] = {}
     for cid, rnd in st.dropped.items():
         names.setdefault(rnd, []).append(cid)
     st.result = AggregationResult(total, survivors, {r: tuple(sorted(ids)) for r, ids in names.items()}, st.session_id, tuple(sorted(culprits)))
     return {}
 
 
-def _reconstruct(cfg, store: dict, owners, what: str, culprits: set) -> dict:
+def _reconstruct(
+    cfg: Config, store: dict[int, list[tuple[int, bytes]]], owners: Sequence[int], what: str, culprits: set[int]
+) -> dict[int, bytes]:
     """owner -> secret, for each owner, from the (holder, value) shares in ``store``.
 
     Shares are a Reed-Solomon codeword: wrong ones, up to half the surplus
     over t, are corrected, and their holders are added to ``culprits``.
     """
-    lists, holders = [], []
+    lists: list[list[tuple[int, bytes]]] = []
+    holders: list[tuple[int, ...]] = []
     for owner in owners:
         nbhd = cfg.graph.neighbors(owner)
         position = {v: i + 1 for i, v in enumerate(nbhd)}  # Shamir x-coordinates

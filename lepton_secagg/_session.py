@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import struct
 
+from .config import Config
+from .exceptions import LocalProtocolError
 from .hazmat.agreement import derive_key, shared_secret
 from .hazmat.prg import derive_prg_key
 from .messages import KeyEntry
@@ -14,7 +16,7 @@ from .messages import KeyEntry
 _V1 = b"lepton-secagg/v1/"
 
 
-def session_id(cfg, entries: list[KeyEntry] | tuple[KeyEntry, ...]) -> bytes:
+def session_id(cfg: Config, entries: list[KeyEntry] | tuple[KeyEntry, ...]) -> bytes:
     """SHA-256 over the config digest and every advertised key pair and seed commitment, in id order."""
     h = hashlib.sha256(_V1 + b"session" + cfg.digest)
     for e in sorted(entries, key=lambda e: e.client_id):
@@ -22,17 +24,24 @@ def session_id(cfg, entries: list[KeyEntry] | tuple[KeyEntry, ...]) -> bytes:
     return h.digest()
 
 
+def identities(cfg: Config) -> tuple[bytes, ...]:
+    """Every client's verify key: ``cfg.identities``, which ``Client`` and ``Server`` require in active mode."""
+    if cfg.identities is None:
+        raise LocalProtocolError("active mode needs cfg.identities, every client's verify key.")
+    return cfg.identities
+
+
 def seed_commitment(client_id: int, seed: bytes) -> bytes:
     """SHA-256 commitment to a client's self-mask seed (32 random bytes, so it hides the seed)."""
     return hashlib.sha256(_V1 + b"seed-commitment" + struct.pack(">I", client_id) + seed).digest()
 
 
-def advertise_statement(cfg, client_id: int, encryption_key: bytes, mask_key: bytes, commitment: bytes) -> bytes:
+def advertise_statement(cfg: Config, client_id: int, encryption_key: bytes, mask_key: bytes, commitment: bytes) -> bytes:
     """What a client signs in active mode when it advertises its keys and seed commitment."""
     return _V1 + b"advertise" + cfg.digest + struct.pack(">I", client_id) + encryption_key + mask_key + commitment
 
 
-def survivors_statement(cfg, session: bytes, signer: KeyEntry, survivors: tuple[int, ...]) -> bytes:
+def survivors_statement(cfg: Config, session: bytes, signer: KeyEntry, survivors: tuple[int, ...]) -> bytes:
     """What a client signs in the consistency check.
 
     The config digest, the session id, the signer's own advertised keys and
@@ -72,12 +81,12 @@ def unpack_shares(plaintext: bytes) -> tuple[int, int, bytes, bytes]:
     return owner, holder, plaintext[12 : 12 + la], plaintext[12 + la :]
 
 
-def self_mask_key(cfg, seed: bytes, session: bytes, owner: int) -> bytes:
+def self_mask_key(cfg: Config, seed: bytes, session: bytes, owner: int) -> bytes:
     """The PRG key of ``owner``'s self mask."""
     return derive_prg_key(seed, cfg.prg, "self-mask", session_id=session, round="masked_input", parties=(owner,))
 
 
-def pairwise_mask_key(cfg, private: bytes, peer_public: bytes, session: bytes, a: int, b: int) -> bytes:
+def pairwise_mask_key(cfg: Config, private: bytes, peer_public: bytes, session: bytes, a: int, b: int) -> bytes:
     """The PRG key of the pairwise mask between ``a`` and ``b`` (same at both ends)."""
     return derive_prg_key(shared_secret(private, peer_public), cfg.prg, "pairwise-mask", session_id=session, round="masked_input", parties=(a, b))
 

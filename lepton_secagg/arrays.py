@@ -258,7 +258,7 @@ class ArrayPlan:
         The weighted total weight is ``quantizer.decode(total, count)[1]``.
         """
         decoded = self.quantizer.decode(total, count)
-        mean = decoded[0] if self.quantizer.weighted else decoded / count
+        mean = decoded[0] if isinstance(decoded, tuple) else decoded / count  # a tuple when weighted
         return unflatten(mean, self.spec)
 
 

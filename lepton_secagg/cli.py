@@ -17,9 +17,12 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from . import __version__
 from . import _preflight as pre
@@ -30,6 +33,10 @@ from .exceptions import Aborted, DecodeError, SecAggError
 from .policy import Policy
 from .wire import decode_config, encode_config
 from .mpc.cli import register as register_mpc
+
+if TYPE_CHECKING:  # imported where used: the transport is loaded only by the commands that need it
+    from .server import AggregationResult
+    from .transport.client import ClientOutcome
 
 __all__ = ["main", "build_parser"]
 
@@ -49,7 +56,7 @@ _SECAGG_PLUS_CORRUPT = 0.05  # --secagg-plus's corrupt fraction in semi-honest m
 # --- helpers ---------------------------------------------------------------------
 
 
-def _config_from_args(args, dropout: float = 0.0) -> Config:
+def _config_from_args(args: argparse.Namespace, dropout: float = 0.0) -> Config:
     kw = dict(bits=args.bits, prg=args.prg)
     if args.design_dropout is not None and not args.secagg_plus:
         raise pre.UsageError("--design-dropout only applies with --secagg-plus (it sets the dropout rate (k, t) are chosen for).")
@@ -64,7 +71,7 @@ def _config_from_args(args, dropout: float = 0.0) -> Config:
                   mode=args.mode, corrupt_fraction=args.corrupt, **kw)
 
 
-def _join_policy(args) -> Policy:
+def _join_policy(args: argparse.Namespace) -> Policy:
     """The client's policy from join's --config / --config-digest (the server proposes, the client decides)."""
     config, digest = None, None
     if args.config:
@@ -98,7 +105,7 @@ def _describe(cfg: Config) -> str:
     return f"n={cfg.num_clients} m={cfg.vector_length} t={cfg.threshold} {graph} bits={cfg.bits} prg={cfg.prg} mode={cfg.mode}"
 
 
-def _plain_sum(inputs, ids, cfg: Config) -> np.ndarray:
+def _plain_sum(inputs: Sequence[npt.ArrayLike], ids: Iterable[int], cfg: Config) -> np.ndarray:
     total = np.zeros(cfg.vector_length, dtype=np.uint64)
     for i in ids:
         total += np.asarray(inputs[i], dtype=np.uint64)  # wraps mod 2^64
@@ -107,16 +114,16 @@ def _plain_sum(inputs, ids, cfg: Config) -> np.ndarray:
     return total.astype(cfg.dtype)
 
 
-def _random_inputs(rng: np.random.Generator, cfg: Config) -> list:
+def _random_inputs(rng: np.random.Generator, cfg: Config) -> list[npt.NDArray[np.unsignedinteger[Any]]]:
     high = 1 << cfg.bits
     if cfg.bits == 64:
         return [rng.integers(0, 2**63, cfg.vector_length, dtype=np.uint64) * 2 + rng.integers(0, 2, cfg.vector_length, dtype=np.uint64) for _ in range(cfg.num_clients)]
     return [rng.integers(0, high, cfg.vector_length, dtype=np.uint64).astype(cfg.dtype) for _ in range(cfg.num_clients)]
 
 
-def _random_dropouts(rng: np.random.Generator, cfg: Config, fraction: float, rounds) -> dict:
+def _random_dropouts(rng: np.random.Generator, cfg: Config, fraction: float, rounds: Sequence[str]) -> dict[int, str]:
     count = int(round(fraction * cfg.num_clients))
-    ids = rng.choice(cfg.num_clients, size=count, replace=False) if count else []
+    ids: Iterable[int] = rng.choice(cfg.num_clients, size=count, replace=False) if count else []
     return {int(i): str(rounds[int(rng.integers(0, len(rounds)))]) for i in sorted(ids)}
 
 
@@ -128,7 +135,7 @@ def _fmt_bytes(n: float) -> str:
     return str(n)  # pragma: no cover
 
 
-def _print_table(rows: list[dict], out) -> None:
+def _print_table(rows: list[dict[str, Any]], out: TextIO) -> None:
     """rows: dicts with round, seconds, bytes_up, bytes_down, dropped."""
     head = f"{'round':<18} {'seconds':>9} {'bytes up':>12} {'bytes down':>12} {'dropped':>8}"
     print(head, file=out)
@@ -142,20 +149,20 @@ def _print_table(rows: list[dict], out) -> None:
     print(f"{'total':<18} {tot['seconds']:>9.3f} {_fmt_bytes(tot['bytes_up']):>12} {_fmt_bytes(tot['bytes_down']):>12} {tot['dropped']:>8}", file=out)
 
 
-def _emit(args, obj: dict) -> None:
+def _emit(args: argparse.Namespace, obj: dict[str, Any]) -> None:  # obj: JSON
     if args.json:
         print(json.dumps(obj, sort_keys=True))
         sys.stdout.flush()
 
 
-def _dropped_json(dropped: dict) -> dict:
+def _dropped_json(dropped: Mapping[str, Iterable[int]]) -> dict[str, list[int]]:
     return {str(k): [int(i) for i in v] for k, v in dropped.items()}
 
 
 # --- simulate ----------------------------------------------------------------------
 
 
-def cmd_simulate(args) -> int:
+def cmd_simulate(args: argparse.Namespace) -> int:
     from .testing import simulate
 
     cfg = _config_from_args(args, args.dropout)
@@ -179,7 +186,7 @@ def cmd_simulate(args) -> int:
     ok = bool(np.array_equal(res.sum, _plain_sum(inputs, res.included, cfg)))
     dropped_per_round = {r: len(res.dropped.get(r, ())) for r in rounds}
     server_seconds = getattr(res, "server_seconds", {}) or {}
-    rows = [dict(round=r, seconds=res.seconds[r], bytes_up=res.bytes_up[r], bytes_down=res.bytes_down[r], dropped=dropped_per_round[r]) for r in rounds]
+    rows: list[dict[str, Any]] = [dict(round=r, seconds=res.seconds[r], bytes_up=res.bytes_up[r], bytes_down=res.bytes_down[r], dropped=dropped_per_round[r]) for r in rounds]
     _print_table(rows, out)
     print(f"{len(res.included)} of {cfg.num_clients} inputs in the sum; sum {'matches' if ok else 'DOES NOT MATCH'} the plaintext sum ({seconds:.2f}s)", file=out)
     _emit(args, {
@@ -197,7 +204,7 @@ def cmd_simulate(args) -> int:
 # --- serve -------------------------------------------------------------------------
 
 
-def cmd_serve(args) -> int:
+def cmd_serve(args: argparse.Namespace) -> int:
     from .transport.server import AggregationServer
 
     # Everything is checked before the port is bound: no session runs only to find its sum cannot be written.
@@ -213,7 +220,7 @@ def cmd_serve(args) -> int:
             raise ValueError(f"--write-config {args.write_config}: cannot be written ({exc.strerror or exc}).") from None
     progress = Progress(enabled=not args.quiet)
 
-    async def go():
+    async def go() -> tuple[AggregationServer, AggregationResult | Aborted]:
         srv = AggregationServer(cfg, args.host, args.port, round_timeout=args.round_timeout, join_timeout=args.join_timeout, ssl_context=ctx, progress=progress)
         await srv.start()
         print(f"listening on {args.host}:{srv.port} ({_describe(cfg)}{', TLS' if ctx else ''}; config digest {cfg.digest.hex()}, "
@@ -226,7 +233,7 @@ def cmd_serve(args) -> int:
     srv, res = asyncio.run(go())
     progress.close()
     out = sys.stderr if args.json else sys.stdout
-    rows = [dict(round=s.round, seconds=s.seconds, bytes_up=s.bytes_up, bytes_down=s.bytes_down, dropped=s.dropped) for s in srv.stats.values()]
+    rows: list[dict[str, Any]] = [dict(round=s.round, seconds=s.seconds, bytes_up=s.bytes_up, bytes_down=s.bytes_down, dropped=s.dropped) for s in srv.stats.values()]
     if isinstance(res, Exception):
         print(f"error: the aggregation was aborted: {res}", file=sys.stderr)
         _emit(args, {"ok": False, "error": str(res), "seconds": srv.seconds})
@@ -243,7 +250,7 @@ def cmd_serve(args) -> int:
 # --- join --------------------------------------------------------------------------
 
 
-def cmd_join(args) -> int:
+def cmd_join(args: argparse.Namespace) -> int:
     from .transport.client import drop_round, run_client
 
     # Everything is checked before connecting; with --config the input is checked against the pinned configuration.
@@ -269,7 +276,7 @@ def cmd_join(args) -> int:
     return _join_exit(outcome)
 
 
-def _join_exit(outcome) -> int:
+def _join_exit(outcome: ClientOutcome) -> int:
     """The exit code of a join that ended with ``outcome`` (a transport ``ClientOutcome``)."""
     if outcome.ok:
         return EXIT_OK
@@ -285,7 +292,7 @@ def _join_exit(outcome) -> int:
 # --- demo --------------------------------------------------------------------------
 
 
-def cmd_demo(args) -> int:
+def cmd_demo(args: argparse.Namespace) -> int:
     loop, fed, dp = args.loopback_options, args.fedavg_options, args.dp_options
     takes = {"fedavg": fed, "dp": loop + dp, "poisoning": ["--rounds"], None: loop}[args.target]
     wrong = pre.given(args.argv, [o for o in loop + fed + dp if o not in takes])
@@ -319,7 +326,7 @@ def cmd_demo(args) -> int:
     print(f"demo: {_describe(cfg)} over loopback TCP; {len(crashes)} clients will crash", file=out)
     progress = Progress(enabled=not args.quiet)
 
-    async def go():
+    async def go() -> tuple[AggregationServer, AggregationResult | BaseException, list[ClientOutcome | BaseException]]:
         srv = AggregationServer(cfg, "127.0.0.1", 0, round_timeout=args.round_timeout, join_timeout=args.round_timeout, progress=progress)
         await srv.start()
         clients = [run_client("127.0.0.1", srv.port, cid, inputs[cid], drop_in=crashes.get(cid),
@@ -327,11 +334,12 @@ def cmd_demo(args) -> int:
                               policy=Policy(config=cfg))
                    for cid in range(cfg.num_clients)]
         res, *outcomes = await asyncio.gather(srv.run(), *clients, return_exceptions=True)
-        return srv, res, outcomes
+        # gather keeps the order: run()'s result first, then each client's outcome (each possibly an exception)
+        return srv, cast("AggregationResult | BaseException", res), cast("list[ClientOutcome | BaseException]", outcomes)
 
     srv, res, outcomes = asyncio.run(go())
     progress.close()
-    rows = [dict(round=s.round, seconds=s.seconds, bytes_up=s.bytes_up, bytes_down=s.bytes_down, dropped=s.dropped) for s in srv.stats.values()]
+    rows: list[dict[str, Any]] = [dict(round=s.round, seconds=s.seconds, bytes_up=s.bytes_up, bytes_down=s.bytes_down, dropped=s.dropped) for s in srv.stats.values()]
     rounds_json = {r["round"]: {k: r[k] for k in ("seconds", "bytes_up", "bytes_down", "dropped")} for r in rows}
     if isinstance(res, BaseException):
         print(f"aborted: {res}", file=sys.stderr)
@@ -353,7 +361,7 @@ def cmd_demo(args) -> int:
     return EXIT_OK if ok else EXIT_WRONG
 
 
-def cmd_demo_dp(args) -> int:
+def cmd_demo_dp(args: argparse.Namespace) -> int:
     from .dp_demo import run_dp_demo
 
     clients, length = args.clients, args.length
@@ -375,7 +383,7 @@ def cmd_demo_dp(args) -> int:
 _FL_EXTRA = {"torch": "torch", "sklearn": "scikit-learn", "matplotlib": "matplotlib"}  # module -> package of the [fl] extra
 
 
-def cmd_demo_fedavg(args) -> int:
+def cmd_demo_fedavg(args: argparse.Namespace) -> int:
     missing = pre.missing_modules(_FL_EXTRA)
     if missing:
         raise ValueError(f"demo fedavg needs the [fl] extra ({', '.join(_FL_EXTRA.values())}); missing here: "
@@ -403,7 +411,7 @@ def cmd_demo_fedavg(args) -> int:
     return EXIT_OK
 
 
-def cmd_audit(args) -> int:
+def cmd_audit(args: argparse.Namespace) -> int:
     from .fl.audit import AuditError, verify_log
 
     try:
@@ -428,7 +436,7 @@ def cmd_audit(args) -> int:
 _BENCH_SCRIPTS = ("kernel_ratios.py", "protocol_table.py")
 
 
-def cmd_bench(args) -> int:
+def cmd_bench(args: argparse.Namespace) -> int:
     root = Path(args.bench_dir) if args.bench_dir else _find_bench_dir()
     results = {}
     if root is None or not root.is_dir():
@@ -456,7 +464,7 @@ def cmd_bench(args) -> int:
     return EXIT_OK if ok else EXIT_WRONG
 
 
-def _find_bench_dir():
+def _find_bench_dir() -> Path | None:
     for base in (Path.cwd(), Path(__file__).resolve().parent.parent):
         if (base / "bench").is_dir():
             return base / "bench"
@@ -470,7 +478,8 @@ _FRACTION = pre.float_in(0.0, 1.0, hi_open=True)  # corrupt and design-dropout f
 _SECONDS = pre.float_in(0.0, None, lo_open=True)
 
 
-def _add_config_args(p, clients_default=None, length_default=None) -> list:
+def _add_config_args(p: argparse.ArgumentParser, clients_default: int | None = None,
+                     length_default: int | None = None) -> list[argparse.Action]:
     """The configuration options; returns their actions."""
     g = p.add_mutually_exclusive_group()
     return [
@@ -492,7 +501,7 @@ def _add_config_args(p, clients_default=None, length_default=None) -> list:
     ]
 
 
-def _add_common(p) -> None:
+def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
@@ -590,7 +599,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
@@ -598,7 +607,8 @@ def main(argv=None) -> int:
     level = {0: logging.WARNING if args.command == "serve" else logging.ERROR, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
-        return args.func(args)
+        code: int = args.func(args)
+        return code
     except (ValueError, TypeError, OSError, SecAggError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         if getattr(args, "json", False):

@@ -10,16 +10,35 @@ whether to ``abort()``.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import cast, overload
+
+import numpy.typing as npt
+
 from . import _client_rounds
 from ._state import CLIENT_TRANSITIONS, Round, Start
 from .config import Config
 from .exceptions import DecodeError, LocalProtocolError, RemoteProtocolError
 from .hazmat import pipeline, ring
-from .hazmat.agreement import keypair_from_private
+from .hazmat.agreement import KeyPair, keypair_from_private
 from .hazmat.prg import key_size
+from .hazmat.quantize import Quantizer
 from .hazmat.rng import Rng, resolve
 from .hazmat.sign import Identity
-from .messages import Abort
+from .messages import (
+    Abort,
+    AdvertiseKeys,
+    ClientMessage,
+    ConsistencyCheckRequest,
+    ConsistencySignature,
+    MaskedInput,
+    MaskedInputRequest,
+    ServerMessage,
+    ShareKeys,
+    ShareKeysRequest,
+    UnmaskingRequest,
+    UnmaskingShares,
+)
 from .policy import Policy
 from .wire import decode_client_state, encode_client_state
 
@@ -46,7 +65,7 @@ class Client:
     """
 
     def __init__(self, cfg: Config, client_id: int, rng: Rng | None = None, identity: Identity | None = None,
-                 policy: Policy | None = None):
+                 policy: Policy | None = None) -> None:
         if not isinstance(cfg, Config):
             raise TypeError(f"cfg must be a Config, not {type(cfg).__name__}.")
         if isinstance(client_id, bool) or not isinstance(client_id, int):
@@ -82,7 +101,7 @@ class Client:
         """The round whose server message the client expects next (or a terminal state)."""
         return self._round
 
-    def set_input(self, vector) -> None:
+    def set_input(self, vector: npt.ArrayLike) -> None:
         """Set the vector to aggregate: length ``cfg.vector_length``, values in [0, 2^bits).
 
         Raises:
@@ -93,9 +112,9 @@ class Client:
             raise LocalProtocolError(f"the input cannot change in round {self._round.value}.", round=self._round.value, client_id=self.client_id)
         cfg = self._ctx.cfg
         vec = ring.check_vector(vector, cfg.vector_length, cfg.bits)
-        self._state = _client_rounds.replace(self._state, input=vec, float_input=None, clipped=None)
+        self._state = replace(self._state, input=vec, float_input=None, clipped=None)
 
-    def set_float_input(self, values, quantizer, *, weight: int | None = None) -> None:
+    def set_float_input(self, values: npt.ArrayLike, quantizer: Quantizer, *, weight: int | None = None) -> None:
         """Set a float update, to be quantised and masked in one pass when the masked input is due.
 
         The fused pass (``hazmat.pipeline``) clips, scales and rounds the
@@ -130,20 +149,35 @@ class Client:
                 f"the session's vectors have {cfg.vector_length}."
             )
         pending = _client_rounds.FloatInput(array, quantizer, weight, self._ctx.rng.bytes(key_size(cfg.prg)))
-        self._state = _client_rounds.replace(self._state, input=None, float_input=pending, clipped=None)
+        self._state = replace(self._state, input=None, float_input=pending, clipped=None)
 
     @property
     def clipped(self) -> int | None:
         """How many values of the float input lay outside [-clip, clip]; None until its masked input is computed."""
         return self._state.clipped
 
-    def start(self):
+    def start(self) -> AdvertiseKeys:
         """The first message, ``AdvertiseKeys``."""
         if self._round is not Round.ADVERTISE_KEYS:
             raise LocalProtocolError("start() was already called.", round=self._round.value, client_id=self.client_id)
-        return self._step(Start, Start())
+        # the tables map (ADVERTISE_KEYS, Start) to advertise_keys, which returns AdvertiseKeys
+        return cast(AdvertiseKeys, self._step(Start, Start()))
 
-    def receive(self, msg):
+    # Each request gets its round's reply (or raises); an Abort gets None.
+    @overload
+    def receive(self, msg: ShareKeysRequest) -> ShareKeys: ...
+    @overload
+    def receive(self, msg: MaskedInputRequest) -> MaskedInput: ...
+    @overload
+    def receive(self, msg: ConsistencyCheckRequest) -> ConsistencySignature: ...
+    @overload
+    def receive(self, msg: UnmaskingRequest) -> UnmaskingShares: ...
+    @overload
+    def receive(self, msg: Abort) -> None: ...
+    @overload
+    def receive(self, msg: ServerMessage) -> ClientMessage | None: ...
+
+    def receive(self, msg: ServerMessage) -> ClientMessage | None:
         """Process one server message; returns the reply to send, or None.
 
         Raises:
@@ -164,7 +198,7 @@ class Client:
         """
         st = self._state
         if st.float_input is not None:  # the same ring vector the fused pass would mask
-            st = _client_rounds.replace(st, input=st.float_input.quantized(self._ctx.cfg.prg))
+            st = replace(st, input=st.float_input.quantized(self._ctx.cfg.prg))
         return encode_client_state({
             "client_id": self.client_id,
             "round": self._round.value,
@@ -196,7 +230,9 @@ class Client:
         shares = fields["shares"]
         if any(v is not None and len(v) != 2 for v in shares.values()):
             raise DecodeError("malformed shares in the client state.")
-        keypair = lambda private: None if private is None else keypair_from_private(private)  # noqa: E731
+        def keypair(private: bytes | None) -> KeyPair | None:
+            return None if private is None else keypair_from_private(private)
+
         client._state = _client_rounds.ClientState(
             encryption=keypair(fields["encryption"]),
             masking=keypair(fields["masking"]),
@@ -211,7 +247,7 @@ class Client:
         st = client._state
         if round_ is Round.MASKED_INPUT and st.masking is not None:  # not saved: agreed again from the saved keys
             mask_keys = _client_rounds.pairwise_mask_keys(client._ctx, st.masking.private, st.peers, st.session_id)
-            client._state = _client_rounds.replace(st, mask_keys=mask_keys)
+            client._state = replace(st, mask_keys=mask_keys)
         client._round = round_
         return client
 
@@ -221,7 +257,7 @@ class Client:
         self._round = Round.ABORTED
         return Abort(str(reason)[:1024])
 
-    def _step(self, kind, event):
+    def _step(self, kind: type, event: ServerMessage | Start) -> ClientMessage | None:
         try:
             name, next_round = self._table[(self._round, kind)]
         except (KeyError, TypeError):
@@ -230,7 +266,8 @@ class Client:
                 round=self._round.value,
                 client_id=self.client_id,
             ) from None
-        state, reply = getattr(_client_rounds, name)(self._ctx, self._state, event)
+        handler: _client_rounds.Handler = getattr(_client_rounds, name)
+        state, reply = handler(self._ctx, self._state, event)
         self._state, self._round = state, next_round  # commit only on success
         return reply
 

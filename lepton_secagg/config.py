@@ -45,7 +45,7 @@ _MAX_LENGTH = 1 << 31
 _SPARSE_FROM = 65
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Config:
     """What every party of one aggregation agrees on.
 
@@ -72,42 +72,65 @@ class Config:
 
     num_clients: int
     vector_length: int
-    threshold: int | None = None
-    bits: int = 32
-    neighbors: int | None = None
-    prg: str = "aes128ctr"
-    mode: str = "semi-honest"
-    corrupt_fraction: float | None = None
-    dropout_fraction: float | None = None
-    identities: tuple[bytes, ...] | None = field(default=None, repr=False)
-    session_label: bytes = b""
-    max_message_bytes: int | None = None
+    threshold: int
+    bits: int
+    neighbors: int | None
+    prg: str
+    mode: str
+    corrupt_fraction: float
+    dropout_fraction: float | None
+    identities: tuple[bytes, ...] | None = field(repr=False)
+    session_label: bytes
+    max_message_bytes: int
 
-    def __post_init__(self) -> None:
-        _int(self.num_clients, "num_clients", 2, _MAX_CLIENTS)
-        _int(self.vector_length, "vector_length", 1, _MAX_LENGTH)
-        _int(self.bits, "bits", 1, ring.MAX_BITS)
-        if self.prg not in SUITES:
-            raise ValueError(f"prg must be one of {sorted(SUITES)}, got {self.prg!r}.")
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}.")
-        if self.corrupt_fraction is None:
-            if self.mode == "active":
+    # An explicit __init__ (init=False above) so that the arguments the
+    # validation fills in (threshold, corrupt_fraction, max_message_bytes) may
+    # be None while the fields themselves are always set.
+    def __init__(
+        self,
+        num_clients: int,
+        vector_length: int,
+        threshold: int | None = None,
+        bits: int = 32,
+        neighbors: int | None = None,
+        prg: str = "aes128ctr",
+        mode: str = "semi-honest",
+        corrupt_fraction: float | None = None,
+        dropout_fraction: float | None = None,
+        identities: tuple[bytes, ...] | None = None,
+        session_label: bytes = b"",
+        max_message_bytes: int | None = None,
+    ) -> None:
+        _set = object.__setattr__
+        _int(num_clients, "num_clients", 2, _MAX_CLIENTS)
+        _int(vector_length, "vector_length", 1, _MAX_LENGTH)
+        _int(bits, "bits", 1, ring.MAX_BITS)
+        if prg not in SUITES:
+            raise ValueError(f"prg must be one of {sorted(SUITES)}, got {prg!r}.")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
+        if corrupt_fraction is None:
+            if mode == "active":
                 raise ValueError(
                     "active mode needs corrupt_fraction: the fraction of clients that may collude with the "
                     "server (e.g. 0.1); the threshold is chosen to withstand it."
                 )
-            object.__setattr__(self, "corrupt_fraction", 0.0)
-        _fraction(self.corrupt_fraction, "corrupt_fraction")
-        object.__setattr__(self, "corrupt_fraction", float(self.corrupt_fraction))  # one digest for 0 and 0.0
-        if self.dropout_fraction is not None:
-            _fraction(self.dropout_fraction, "dropout_fraction")
-            object.__setattr__(self, "dropout_fraction", float(self.dropout_fraction))
-        n = self.num_clients
-        if self.neighbors is not None:
-            _int(self.neighbors, "neighbors", 2, n - 2)
-            if self.neighbors % 2:
-                raise ValueError(f"neighbors (the Harary graph degree k) must be even, got {self.neighbors}.")
+            corrupt_fraction = 0.0
+        _fraction(corrupt_fraction, "corrupt_fraction")
+        if dropout_fraction is not None:
+            _fraction(dropout_fraction, "dropout_fraction")
+            dropout_fraction = float(dropout_fraction)
+        n = num_clients
+        if neighbors is not None:
+            _int(neighbors, "neighbors", 2, n - 2)
+            if neighbors % 2:
+                raise ValueError(f"neighbors (the Harary graph degree k) must be even, got {neighbors}.")
+        for name, value in (
+            ("num_clients", num_clients), ("vector_length", vector_length), ("bits", bits), ("neighbors", neighbors),
+            ("prg", prg), ("mode", mode), ("corrupt_fraction", float(corrupt_fraction)),  # one digest for 0 and 0.0
+            ("dropout_fraction", dropout_fraction),
+        ):
+            _set(self, name, value)
         s = self.neighborhood_size
         sound = self.min_threshold
         if sound > s:
@@ -116,24 +139,28 @@ class Config:
                 f"{self.corrupt_fraction}: it would need t >= {sound} of a neighbourhood of {s}; "
                 f"use more neighbours (Config.secagg_plus finds them) or the full graph."
             )
-        if self.threshold is None:
-            object.__setattr__(self, "threshold", max(sound, s // 2 + 1))
-        _int(self.threshold, "threshold", 2, s)
-        if self.threshold < sound:
+        if threshold is None:
+            threshold = max(sound, s // 2 + 1)
+        _int(threshold, "threshold", 2, s)
+        if threshold < sound:
             raise ValueError(
-                f"threshold = {self.threshold} does not withstand corrupt_fraction = {self.corrupt_fraction} "
+                f"threshold = {threshold} does not withstand corrupt_fraction = {self.corrupt_fraction} "
                 f"for {self._graph_name()} in {self.mode} mode; the smallest sound threshold is {sound}."
             )
-        if self.identities is not None:
-            ids = tuple(self.identities)
+        _set(self, "threshold", threshold)
+        if identities is not None:
+            ids = tuple(identities)
             if len(ids) != n or any(not isinstance(k, bytes) or len(k) != VERIFY_KEY_SIZE for k in ids):
                 raise ValueError(f"identities must hold {n} verify keys of {VERIFY_KEY_SIZE} bytes each.")
-            object.__setattr__(self, "identities", ids)
-        if not isinstance(self.session_label, bytes) or len(self.session_label) > 256:
+            identities = ids
+        _set(self, "identities", identities)
+        if not isinstance(session_label, bytes) or len(session_label) > 256:
             raise ValueError("session_label must be bytes, at most 256 of them.")
-        if self.max_message_bytes is None:
-            object.__setattr__(self, "max_message_bytes", self._default_message_limit())
-        _int(self.max_message_bytes, "max_message_bytes", 1024, 1 << 40)
+        _set(self, "session_label", session_label)
+        if max_message_bytes is None:
+            max_message_bytes = self._default_message_limit()
+        _int(max_message_bytes, "max_message_bytes", 1024, 1 << 40)
+        _set(self, "max_message_bytes", max_message_bytes)
 
     @classmethod
     def secagg_plus(
@@ -143,7 +170,12 @@ class Config:
         corrupt_fraction: float,
         dropout_fraction: float,
         mode: str = "semi-honest",
-        **kw,
+        *,
+        bits: int = 32,
+        prg: str = "aes128ctr",
+        identities: tuple[bytes, ...] | None = None,
+        session_label: bytes = b"",
+        max_message_bytes: int | None = None,
     ) -> "Config":
         """SecAgg+ parameters (k, t) from Bell et al. 2020 via Google's finder.
 
@@ -152,11 +184,11 @@ class Config:
         where no sparse graph qualifies, use the full graph with a safe
         threshold (``parameters.full_graph_threshold``).
         """
-        found = None
+        found: tuple[int, int] | None = None
         if num_clients >= _SPARSE_FROM:
             found = find_secagg_plus_parameters(num_clients, corrupt_fraction, dropout_fraction, mode)
         if found is None:
-            k = None
+            k: int | None = None
             t = full_graph_threshold(num_clients, corrupt_fraction, dropout_fraction, mode)
         else:
             k, t = found
@@ -168,11 +200,15 @@ class Config:
             mode=mode,
             corrupt_fraction=corrupt_fraction,
             dropout_fraction=dropout_fraction,
-            **kw,
+            bits=bits,
+            prg=prg,
+            identities=identities,
+            session_label=session_label,
+            max_message_bytes=max_message_bytes,
         )
 
     @property
-    def dtype(self):
+    def dtype(self) -> ring.RingDtype:
         """The numpy dtype of vectors: uint32 or uint64."""
         return ring.dtype_for(self.bits)
 
@@ -184,7 +220,7 @@ class Config:
     @property
     def digest(self) -> bytes:
         """SHA-256 of a canonical encoding of every field."""
-        cached = self.__dict__.get("_digest")
+        cached: bytes | None = self.__dict__.get("_digest")
         if cached is None:
             h = hashlib.sha256(b"lepton-secagg/v1/config")
             for f in fields(self):
@@ -195,9 +231,9 @@ class Config:
         return cached
 
     @property
-    def graph(self):
+    def graph(self) -> HararyGraph:
         """The neighbourhood graph; its permutation seed is derived from ``digest``."""
-        cached = self.__dict__.get("_graph")
+        cached: HararyGraph | None = self.__dict__.get("_graph")
         if cached is None:
             if self.neighbors is None:
                 cached = complete_graph(self.num_clients)
@@ -222,21 +258,21 @@ class Config:
         return self.vector_length * self.dtype.itemsize + per_peer * (self.num_clients + self.neighborhood_size) + 4096
 
 
-def _int(value, name: str, lo: int, hi: int) -> None:
+def _int(value: object, name: str, lo: int, hi: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, not {type(value).__name__}.")
     if not lo <= value <= hi:
         raise ValueError(f"{name} must be in {lo}..{hi}, got {value}.")
 
 
-def _fraction(value, name: str) -> None:
+def _fraction(value: object, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a float, not {type(value).__name__}.")
     if not 0.0 <= value < 1.0:
         raise ValueError(f"{name} must be in [0, 1), got {value}.")
 
 
-def _canonical(value) -> bytes:
+def _canonical(value: object) -> bytes:
     if value is None:
         return b"N"
     if isinstance(value, bool):

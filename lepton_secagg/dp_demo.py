@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from typing import Any, cast
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from .dp.accounting import Plan
 from .dp.mechanism import decode, encode
 from .dp.rotation import round_seed
 from .hazmat.rng import DeterministicRng, SystemRng
+from .server import AggregationResult
 from .transport.client import run_client
 from .transport.server import AggregationServer
 
@@ -26,7 +28,7 @@ __all__ = ["run_dp_demo"]
 
 
 def run_dp_demo(*, clients: int = 20, length: int = 1000, bits: int = 16, mechanism: str = "gaussian", epsilon: float = 1.0,
-                delta: float = 1e-5, crashes: int = 2, seed: int | None = None, timeout: float = 30.0) -> dict:
+                delta: float = 1e-5, crashes: int = 2, seed: int | None = None, timeout: float = 30.0) -> dict[str, Any]:
     """Run the demo; return its report as a dict (``ok``: the error is within twice the prediction)."""
     if not 0 <= crashes <= clients - 2:
         raise ValueError(f"crashes must lie in 0..{clients - 2} (the threshold needs a majority), got {crashes}.")
@@ -40,13 +42,13 @@ def run_dp_demo(*, clients: int = 20, length: int = 1000, bits: int = 16, mechan
     vectors = [encode(enc, u, round_seed(label), secret)[0] for u in updates]
     crashed = {cid: "masked_input" for cid in data.choice(clients, size=crashes, replace=False).tolist()}
 
-    async def go():
+    async def go() -> tuple[AggregationServer, AggregationResult]:
         srv = AggregationServer(cfg, "127.0.0.1", 0, round_timeout=timeout, join_timeout=timeout)
         await srv.start()
         runs = [run_client("127.0.0.1", srv.port, cid, vectors[cid], drop_in=crashed.get(cid), timeout=timeout * 4)
                 for cid in range(clients)]
         res, *_ = await asyncio.gather(srv.run(), *runs)
-        return srv, res
+        return srv, cast(AggregationResult, res)  # gather keeps the order: run()'s result comes first
 
     srv, res = asyncio.run(go())
     included = list(res.included)

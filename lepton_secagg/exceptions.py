@@ -18,6 +18,10 @@ sentences and never contain key material.
 """
 from __future__ import annotations
 
+from typing import TypeVar
+
+_P = TypeVar("_P", bound="ProtocolError")
+
 __all__ = [
     "SecAggError",
     "ProtocolError",
@@ -50,7 +54,7 @@ class SecAggError(Exception):
 class ProtocolError(SecAggError):
     """A protocol violation; abstract, raise a Local or Remote subclass."""
 
-    def __new__(cls, *args, **kwargs):
+    def __new__(cls: type[_P], *args: object, **kwargs: object) -> _P:
         if cls is ProtocolError:
             raise TypeError("ProtocolError is abstract; raise LocalProtocolError or RemoteProtocolError.")
         return super().__new__(cls)

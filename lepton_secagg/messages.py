@@ -22,8 +22,11 @@ unmasking          ``UnmaskingRequest``        ``UnmaskingShares``
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 import numpy as np
+
+from .hazmat.ring import RingVector
 
 __all__ = [
     "ROUNDS",
@@ -41,6 +44,8 @@ __all__ = [
     "Abort",
     "CLIENT_MESSAGES",
     "SERVER_MESSAGES",
+    "ClientMessage",
+    "ServerMessage",
     # federated-learning control messages (lepton_secagg.fl), tags >= 40
     "TensorBlob",
     "Hello",
@@ -50,6 +55,7 @@ __all__ = [
     "PhaseRequest",
     "PhaseOpen",
     "FL_MESSAGES",
+    "Message",
 ]
 
 ROUNDS = ("advertise_keys", "share_keys", "masked_input", "consistency_check", "unmasking")
@@ -110,7 +116,7 @@ class MaskedInput:
     """
 
     sender: int
-    vector: np.ndarray = field(repr=False)
+    vector: RingVector = field(repr=False)
     bits: int | None = None
 
     @property
@@ -118,7 +124,7 @@ class MaskedInput:
         """The ring width: ``bits``, or the word width when it is None."""
         return self.bits if self.bits is not None else 8 * self.vector.itemsize
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return (
             isinstance(other, MaskedInput)
             and self.sender == other.sender
@@ -127,7 +133,8 @@ class MaskedInput:
             and np.array_equal(self.vector, other.vector)
         )
 
-    __hash__ = None
+    # typeshed types object.__hash__ as a method; None is the data model's way to make instances unhashable
+    __hash__ = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -180,6 +187,11 @@ class Abort:
 
 CLIENT_MESSAGES = (AdvertiseKeys, ShareKeys, MaskedInput, ConsistencySignature, UnmaskingShares, Abort)
 SERVER_MESSAGES = (ShareKeysRequest, MaskedInputRequest, ConsistencyCheckRequest, UnmaskingRequest, Abort)
+
+#: What a client sends (``Client.start``/``Client.receive`` return it; ``Server.receive`` takes it).
+ClientMessage: TypeAlias = AdvertiseKeys | ShareKeys | MaskedInput | ConsistencySignature | UnmaskingShares | Abort
+#: What a server sends (``Server.advance`` returns it; ``Client.receive`` takes it).
+ServerMessage: TypeAlias = ShareKeysRequest | MaskedInputRequest | ConsistencyCheckRequest | UnmaskingRequest | Abort
 
 
 # ---------------------------------------------------------------------------
@@ -279,3 +291,6 @@ class PhaseOpen:
 
 
 FL_MESSAGES = (Hello, Welcome, ModelRequest, ModelReply, PhaseRequest, PhaseOpen)
+
+#: Every message ``wire`` encodes and decodes.
+Message: TypeAlias = ClientMessage | ServerMessage | Join | Hello | Welcome | ModelRequest | ModelReply | PhaseRequest | PhaseOpen

@@ -279,7 +279,7 @@ def _find(n: int, gamma: float, delta: float, active: bool) -> tuple[int, int] |
     return None
 
 
-def _check_common(num_clients, corrupt_fraction, dropout_fraction, mode) -> tuple[int, float, float, bool]:
+def _check_common(num_clients: object, corrupt_fraction: object, dropout_fraction: object, mode: object) -> tuple[int, float, float, bool]:
     if isinstance(num_clients, bool) or not isinstance(num_clients, int):
         raise TypeError(f"num_clients must be an int, not {type(num_clients).__name__}.")
     if num_clients < 1:

@@ -17,11 +17,12 @@ and read the input (docs/security.md, "Choosing parameters").
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from typing import NoReturn
 
 from .config import MODES, Config
 from .exceptions import ConfigRefused
 from .hazmat.prg import SUITES
-from .hazmat.sign import VERIFY_KEY_SIZE
+from .hazmat.sign import VERIFY_KEY_SIZE, Identity
 from .parameters import SECURITY_PARAMETER, min_sound_threshold
 
 __all__ = ["Policy"]
@@ -83,7 +84,7 @@ class Policy:
         """True when the policy fixes every client's identity (directly or through a pinned configuration)."""
         return self.identities is not None or self.config is not None or self.config_digest is not None
 
-    def check(self, cfg: Config, client_id: int, identity=None) -> None:
+    def check(self, cfg: Config, client_id: int, identity: Identity | None = None) -> None:
         """Refuse ``cfg`` for client ``client_id`` (holding ``identity``, or None) unless this policy accepts it.
 
         Raises:
@@ -120,7 +121,7 @@ class Policy:
             _refuse("threshold", cfg.threshold, need, f"to withstand corrupt_fraction = {self.corrupt_fraction} at 2^-{self.security_bits} this client's policy requires at least")
 
 
-def _check_identities(got, want, rule: str) -> None:
+def _check_identities(got: tuple[bytes, ...] | None, want: tuple[bytes, ...] | None, rule: str) -> None:
     got, want = got or (), want or ()
     if len(got) != len(want):
         _refuse("identities", f"{len(got)} keys", f"{len(want)} keys", rule)
@@ -129,5 +130,5 @@ def _check_identities(got, want, rule: str) -> None:
             _refuse(f"identities[{i}]", a.hex(), b.hex(), rule)
 
 
-def _refuse(name: str, got, want, rule: str) -> None:
+def _refuse(name: str, got: object, want: object, rule: str) -> NoReturn:
     raise ConfigRefused(f"the server's configuration has {name} = {got!r}, but {rule} {want!r}.")

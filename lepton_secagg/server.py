@@ -17,7 +17,7 @@ from ._state import SERVER_ADVANCE, SERVER_RECEIVE, Round
 from .config import Config
 from .exceptions import Aborted, LocalProtocolError, ReconstructionError, TooFewSurvivors
 from .hazmat.rng import Rng, resolve
-from .messages import Abort
+from .messages import Abort, ClientMessage, ServerMessage
 
 __all__ = ["Server", "AggregationResult"]
 
@@ -34,7 +34,7 @@ class Server:
         rng: randomness source (kept for symmetry with ``Client``; the server draws no secrets).
     """
 
-    def __init__(self, cfg: Config, rng: Rng | None = None):
+    def __init__(self, cfg: Config, rng: Rng | None = None) -> None:
         if not isinstance(cfg, Config):
             raise TypeError(f"cfg must be a Config, not {type(cfg).__name__}.")
         if cfg.mode == "active" and cfg.identities is None:
@@ -51,16 +51,16 @@ class Server:
         return self._round
 
     @property
-    def live(self) -> frozenset:
+    def live(self) -> frozenset[int]:
         """Clients still expected to answer in this round."""
         return frozenset(self._state.live)
 
     @property
-    def pending(self) -> frozenset:
+    def pending(self) -> frozenset[int]:
         """Live clients that have not answered this round yet."""
         return frozenset(self._state.live - self._state.replied)
 
-    def receive(self, client_id: int, msg) -> Abort | None:
+    def receive(self, client_id: int, msg: ClientMessage) -> Abort | None:
         """Record one client's message; returns an ``Abort`` for that client if it is refused.
 
         Raises:
@@ -89,7 +89,8 @@ class Server:
                 raise Refused(f"{type(msg).__name__} is not expected in round {self._round.value}.", round=self._round.value, client_id=client_id)
             if getattr(msg, "sender", client_id) != client_id:
                 raise Refused(f"a message on client {client_id}'s channel claims to come from client {msg.sender}.", round=self._round.value, client_id=client_id)
-            getattr(_server_rounds, name)(self._cfg, st, client_id, msg)
+            handler: _server_rounds.ReceiveHandler = getattr(_server_rounds, name)
+            handler(self._cfg, st, client_id, msg)
         except Refused as exc:
             self._drop(client_id)
             return Abort(str(exc))
@@ -100,7 +101,7 @@ class Server:
         """True when every live client has answered this round."""
         return self._round not in (Round.COMPLETED, Round.ABORTED) and self._state.replied >= self._state.live
 
-    def advance(self) -> dict:
+    def advance(self) -> dict[int, ServerMessage]:
         """Close the round: non-responders are dropped; returns {client_id: next message}.
 
         Raises:
@@ -111,7 +112,7 @@ class Server:
         st, cfg = self._state, self._cfg
         for cid in st.live - st.replied:
             self._drop(cid)
-        aborts = {}
+        aborts: dict[int, Abort] = {}
         for pass_ in range(2):  # before pruning, so the error counts real survivors; and after
             if len(st.live) < cfg.threshold:
                 return {**aborts, **self._abort(TooFewSurvivors(
@@ -125,7 +126,8 @@ class Server:
                 return self._abort(stuck)
         name, next_round = self._advance_table[self._round]
         try:
-            out = getattr(_server_rounds, name)(cfg, st)
+            close: _server_rounds.CloseHandler = getattr(_server_rounds, name)
+            out = close(cfg, st)
         except (TooFewSurvivors, ReconstructionError) as exc:
             error = exc if isinstance(exc, Aborted) else Aborted(f"unmasking failed: {exc}", round=self._round.value)
             return self._abort(error)
@@ -151,10 +153,10 @@ class Server:
         self._state.replied.discard(cid)
         self._state.dropped.setdefault(cid, self._round.value)
 
-    def _prune(self) -> dict:
+    def _prune(self) -> dict[int, Abort]:
         """Drop clients with fewer than t live neighbours (themselves included), until none is left."""
         st, cfg = self._state, self._cfg
-        aborts = {}
+        aborts: dict[int, Abort] = {}
         changed = True
         while changed:
             changed = False
@@ -182,8 +184,8 @@ class Server:
                     survivors=count, threshold=cfg.threshold, round=self._round.value)
         return None
 
-    def _abort(self, error: Aborted) -> dict:
-        out = {cid: Abort(str(error)) for cid in sorted(self._state.live)}
+    def _abort(self, error: Aborted) -> dict[int, ServerMessage]:
+        out: dict[int, ServerMessage] = {cid: Abort(str(error)) for cid in sorted(self._state.live)}
         self._state.error = error
         self._state.live = set()
         self._state.total = None

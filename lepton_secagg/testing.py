@@ -11,20 +11,25 @@ import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar, cast
 
-import numpy as np
+import numpy.typing as npt
 
 from ._state import Round, rounds_for
 from .client import Client
 from .config import Config
 from .exceptions import SecAggError
-from .hazmat.rng import DeterministicRng, SystemRng
+from .hazmat.quantize import Quantizer
+from .hazmat.ring import RingVector
+from .hazmat.rng import DeterministicRng, Rng, SystemRng
 from .hazmat.sign import Identity
-from .messages import Abort
+from .messages import Abort, ClientMessage, ServerMessage
 from .server import Server
 from .wire import decode, encode
 
 __all__ = ["simulate", "SimulationResult", "make_identities"]
+
+_R = TypeVar("_R")
 
 
 @dataclass(frozen=True)
@@ -42,17 +47,17 @@ class SimulationResult:
         config: the configuration used (with generated identities in active mode).
     """
 
-    sum: np.ndarray = field(repr=False)
+    sum: RingVector = field(repr=False)
     included: tuple[int, ...]
-    dropped: dict
-    bytes_up: dict
-    bytes_down: dict
-    seconds: dict
-    server_seconds: dict
+    dropped: dict[str, tuple[int, ...]]
+    bytes_up: dict[str, int]
+    bytes_down: dict[str, int]
+    seconds: dict[str, float]
+    server_seconds: dict[str, float]
     config: Config = field(repr=False)
 
 
-def make_identities(num_clients: int, seed=None) -> list[Identity]:
+def make_identities(num_clients: int, seed: bytes | str | int | None = None) -> list[Identity]:
     """Ed25519 identities for ``num_clients`` clients (deterministic when ``seed`` is given)."""
     rng = SystemRng() if seed is None else DeterministicRng(seed).fork("identities")
     return [Identity.generate(rng) for _ in range(num_clients)]
@@ -60,12 +65,12 @@ def make_identities(num_clients: int, seed=None) -> list[Identity]:
 
 def simulate(
     cfg: Config,
-    inputs: Sequence,
+    inputs: Sequence[npt.ArrayLike],
     dropouts: Mapping[int, str] | None = None,
-    seed=None,
+    seed: bytes | str | int | None = None,
     progress: Callable[[str, int, int], None] | None = None,
-    transcript: list | None = None,
-    quantizer=None,
+    transcript: list[tuple[str, str, int, bytes]] | None = None,
+    quantizer: Quantizer | None = None,
     weights: Sequence[int] | None = None,
 ) -> SimulationResult:
     """Run one session in memory.
@@ -101,17 +106,22 @@ def simulate(
             raise ValueError(f"client {cid} drops at {rnd!r}, which is not a round of {cfg.mode} mode {rounds}.")
     if len(inputs) != cfg.num_clients:
         raise ValueError(f"expected {cfg.num_clients} inputs, got {len(inputs)}.")
-    root = SystemRng() if seed is None else DeterministicRng(seed)
-    identities = [None] * cfg.num_clients
+    identities: list[Identity | None] = [None] * cfg.num_clients
     if cfg.mode == "active":
         if cfg.identities is None:
-            identities = make_identities(cfg.num_clients, seed)
-            cfg = dataclasses.replace(cfg, identities=tuple(i.verify_key for i in identities))
+            made = make_identities(cfg.num_clients, seed)
+            identities = list(made)
+            cfg = dataclasses.replace(cfg, identities=tuple(i.verify_key for i in made))
         else:
             raise ValueError("simulate makes the identities itself; pass an active Config without identities.")
-    fork = (lambda label: root.fork(label)) if seed is not None else (lambda label: root)
+    root = None if seed is None else DeterministicRng(seed)
+    system = SystemRng()
+
+    def fork(label: str) -> Rng:
+        return system if root is None else root.fork(label)
+
     server = Server(cfg, rng=fork("server"))
-    clients = {}
+    clients: dict[int, Client] = {}
     for cid in range(cfg.num_clients):
         clients[cid] = Client(cfg, cid, rng=fork(f"client-{cid}"), identity=identities[cid])
         if quantizer is None:
@@ -124,20 +134,21 @@ def simulate(
     seconds = dict.fromkeys(rounds, 0.0)
     server_seconds = dict.fromkeys(rounds, 0.0)
 
-    def on_server(rnd_name: str, call, *args):
+    def on_server(rnd_name: str, call: Callable[..., _R], *args: object) -> _R:
         t0 = time.perf_counter()
         try:
             return call(*args)
         finally:
             server_seconds[rnd_name] += time.perf_counter() - t0
-    gone = set()  # clients that stopped answering or were aborted
+    gone: set[int] = set()  # clients that stopped answering or were aborted
 
-    def deliver(cid: int, reply) -> None:
+    def deliver(cid: int, reply: ClientMessage) -> None:
         data = encode(reply)
         up[rnd] += len(data)
         if transcript is not None:
             transcript.append((rnd, "up", cid, data))
-        abort = on_server(rnd, server.receive, cid, decode(data, cfg))
+        msg = cast(ClientMessage, decode(data, cfg))  # decode inverts encode: the client's own message
+        abort = on_server(rnd, server.receive, cid, msg)
         if abort is not None:
             gone.add(cid)
 
@@ -163,7 +174,7 @@ def simulate(
                 transcript.append((rnd, "down", cid, data))
             if cid in gone:
                 continue
-            msg = decode(data, cfg)
+            msg = cast(ServerMessage, decode(data, cfg))  # decode inverts encode: the server's own request
             if isinstance(msg, Abort):
                 clients[cid].receive(msg)
                 gone.add(cid)
@@ -171,12 +182,13 @@ def simulate(
             if dropouts.get(cid) == rnd:
                 gone.add(cid)
                 continue
+            answer: ClientMessage
             try:
-                reply = clients[cid].receive(msg)
+                answer = clients[cid].receive(msg)
             except SecAggError as exc:  # an honest client refuses and leaves
-                reply = clients[cid].abort(str(exc))
+                answer = clients[cid].abort(str(exc))
                 gone.add(cid)
-            deliver(cid, reply)
+            deliver(cid, answer)
             if progress:
                 progress(rnd, i + 1, len(requests))
         requests = on_server(rnd, server.advance)

@@ -15,8 +15,12 @@ is a ``DecodeError``.  No pickle, no extension types, no maps.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, TypedDict, TypeVar, cast
+
 import msgpack
 import numpy as np
+import numpy.typing as npt
 
 from .exceptions import DecodeError
 from .hazmat import ring
@@ -29,12 +33,16 @@ from .messages import (
     KeyEntry,
     MaskedInput,
     MaskedInputRequest,
+    Message,
     ShareKeys,
     ShareKeysRequest,
     UnmaskingRequest,
     UnmaskingShares,
 )
 from .messages import Hello, ModelReply, ModelRequest, PhaseOpen, PhaseRequest, TensorBlob, Welcome  # FL control
+
+if TYPE_CHECKING:
+    from .config import Config
 
 __all__ = [
     "WIRE_VERSION",
@@ -48,6 +56,7 @@ __all__ = [
     "masked_input_size",
     "encode_client_state",
     "decode_client_state",
+    "ClientStateFields",
 ]
 
 WIRE_VERSION = 2
@@ -64,7 +73,7 @@ _SIG = 64
 _SESSION = 32
 
 # tag -> (class, ((field, codec), ...)); docs/wire-format.md describes the same table.
-TAGS = {
+TAGS: dict[int, tuple[type[Message], tuple[tuple[str, str], ...]]] = {
     1: (AdvertiseKeys, (("sender", "id"), ("encryption_key", "key"), ("mask_key", "key"), ("seed_commitment", "key"), ("signature", "sig"))),
     2: (ShareKeysRequest, (("session_id", "session"), ("keys", "keys"))),
     3: (ShareKeys, (("sender", "id"), ("boxes", "pairs"))),
@@ -81,7 +90,7 @@ TAGS = {
 # --- federated-learning control messages (lepton_secagg.fl), tags >= 40 --------------
 # Decoded by the same strict reader; their codecs are at the end of this module.
 # They are always decoded without a Config (they precede any aggregation).
-FL_TAGS = {
+FL_TAGS: dict[int, tuple[type[Message], tuple[tuple[str, str], ...]]] = {
     40: (Hello, (("organisation", "name"),)),
     41: (Welcome, (("client_id", "id"), ("num_clients", "count"), ("rounds", "count"), ("model", "name"))),
     42: (ModelRequest, (("name", "name"), ("version", "version"))),
@@ -102,7 +111,7 @@ TAGS.update(FL_TAGS)
 _TAG_OF = {cls: tag for tag, (cls, _) in TAGS.items()}
 
 
-def encode(msg) -> bytes:
+def encode(msg: Message) -> bytes:
     """The wire bytes of a message.
 
     Raises:
@@ -114,13 +123,14 @@ def encode(msg) -> bytes:
         raise TypeError(f"cannot encode {type(msg).__name__}: not a protocol message.") from None
     if tag == 5:
         return b"".join(encode_parts(msg))
-    out = [WIRE_VERSION, tag]
+    out: list[object] = [WIRE_VERSION, tag]
     for name, codec in TAGS[tag][1]:
         out.append(_ENCODERS[codec](getattr(msg, name)))
-    return msgpack.packb(out, use_bin_type=True)
+    packed: bytes = msgpack.packb(out, use_bin_type=True)
+    return packed
 
 
-def encode_parts(msg) -> list:
+def encode_parts(msg: Message) -> list[bytes | memoryview]:
     """The wire bytes of a message as a list of buffers whose concatenation is ``encode(msg)``.
 
     A ``MaskedInput`` is a short header and the packed vector itself (a view
@@ -150,7 +160,7 @@ def encode_parts(msg) -> list:
     return [bytes(header), payload]
 
 
-def decode(data: bytes, cfg=None):
+def decode(data: bytes | bytearray | memoryview, cfg: Config | None = None) -> Message:
     """The message in ``data``.
 
     Args:
@@ -188,7 +198,7 @@ def decode(data: bytes, cfg=None):
             )
         if count != 2 + len(spec):
             raise DecodeError(f"{cls.__name__} has {len(spec)} fields, got {count - 2}.")
-        values = {}
+        values: dict[str, Any] = {}  # each codec checks its field's type; the class takes them by name
         for name, codec in spec:
             if version == 1:
                 codec = _V1_CODECS.get(codec, codec)
@@ -213,7 +223,7 @@ _PACKED_INPUT_PREFIX = bytes([0x94, WIRE_VERSION, 5])
 _BIN_HEADERS = {0xC4: 1, 0xC5: 2, 0xC6: 4}
 
 
-def _decode_packed_input(data: bytes, cfg) -> MaskedInput:
+def _decode_packed_input(data: bytes, cfg: Config | None) -> MaskedInput:
     """``decode`` for a version-2 masked input, without copying its payload.
 
     The same checks as the general path: the header (at most 40 bytes) goes
@@ -237,7 +247,7 @@ def _decode_packed_input(data: bytes, cfg) -> MaskedInput:
             raise
         raise DecodeError(f"the bytes are not valid msgpack for this schema: {type(exc).__name__}.") from None
     marker = data[at] if at < len(data) else None
-    width = _BIN_HEADERS.get(marker)
+    width = None if marker is None else _BIN_HEADERS.get(marker)
     if width is None or at + 1 + width > len(data):
         raise DecodeError("MaskedInput.vector: a vector's payload must be bytes.")
     size = int.from_bytes(data[at + 1 : at + 1 + width], "big")
@@ -263,7 +273,7 @@ class _Reader:
     nothing but the check.
     """
 
-    def __init__(self, data, limit: int):
+    def __init__(self, data: bytes | bytearray | memoryview, limit: int) -> None:
         self._size = len(data)
         self._u = msgpack.Unpacker(
             raw=False,
@@ -278,18 +288,19 @@ class _Reader:
         self._u.feed(data)
 
     def array(self, exactly: int | None = None) -> int:
-        count = self._u.read_array_header()
+        count: int = self._u.read_array_header()
         if count > self._size - self._u.tell():  # every element takes at least one byte
             raise DecodeError(f"an array claims {count} elements, more than the bytes left.")
         if exactly is not None and count != exactly:
             raise DecodeError(f"expected an array of {exactly}, got {count}.")
         return count
 
-    def scalar(self):
+    def scalar(self) -> Any:  # any msgpack leaf, not yet validated
         return self._u.unpack()
 
     def tell(self) -> int:
-        return self._u.tell()
+        at: int = self._u.tell()
+        return at
 
     def finish(self) -> None:
         if self._u.tell() != self._size:
@@ -299,25 +310,26 @@ class _Reader:
 _CONFIG_TAG = 32
 
 
-def masked_input_size(cfg) -> int:
+def masked_input_size(cfg: Config) -> int:
     """The bytes of one client's ``MaskedInput`` under ``cfg`` (the largest client id), as ``encode`` writes it."""
     return len(encode(MaskedInput(cfg.num_clients - 1, np.zeros(cfg.vector_length, dtype=cfg.dtype), cfg.bits)))
 
 
-def encode_config(cfg) -> bytes:
+def encode_config(cfg: Config) -> bytes:
     """The wire bytes of a ``Config`` (sent by a server to joining clients)."""
     from dataclasses import fields
 
-    values = []
+    values: list[object] = []
     for f in fields(cfg):
         value = getattr(cfg, f.name)
         if f.name == "identities":
             value = list(value or ())  # always an array; empty means none
         values.append(value)
-    return msgpack.packb([_CONFIG_VERSION, _CONFIG_TAG, values], use_bin_type=True)
+    packed: bytes = msgpack.packb([_CONFIG_VERSION, _CONFIG_TAG, values], use_bin_type=True)
+    return packed
 
 
-def decode_config(data: bytes):
+def decode_config(data: bytes | bytearray | memoryview) -> Config:
     """The ``Config`` in ``data``; every field is validated by ``Config`` itself.
 
     Raises:
@@ -335,7 +347,7 @@ def decode_config(data: bytes):
         ok = r.array() == 3 and _is_int(r.scalar(), _CONFIG_VERSION) and _is_int(r.scalar(), _CONFIG_TAG) and r.array() == len(names)
         if not ok:
             raise DecodeError("not a version-1 configuration message.")
-        kwargs = {}
+        kwargs: dict[str, Any] = {}  # Config validates every field itself
         for name in names:
             if name == "identities":
                 kwargs[name] = tuple(r.scalar() for _ in range(r.array())) or None
@@ -353,10 +365,27 @@ def decode_config(data: bytes):
 
 
 _STATE_TAG = 64
+_T = TypeVar("_T")
 _STATE_FIELDS = ("client_id", "round", "encryption", "masking", "seed", "input", "session_id", "peers", "box_keys", "shares", "survivors")
 
 
-def encode_client_state(fields: dict) -> bytes:
+class ClientStateFields(TypedDict):
+    """A client session's state as ``Client.export_state`` saves it and ``Client.restore`` reads it."""
+
+    client_id: int
+    round: str
+    encryption: bytes | None  # private keys
+    masking: bytes | None
+    seed: bytes | None
+    input: ring.RingVector | None
+    session_id: bytes
+    peers: dict[int, KeyEntry]
+    box_keys: dict[int, bytes]
+    shares: dict[int, tuple[bytes, bytes]]
+    survivors: tuple[int, ...] | None
+
+
+def encode_client_state(fields: ClientStateFields) -> bytes:
     """A client session's state as bytes, for frameworks that keep it between calls.
 
     The bytes hold the client's private keys: store them like a private key.
@@ -364,7 +393,7 @@ def encode_client_state(fields: dict) -> bytes:
     """
     f = fields
 
-    def optional(value, encode=lambda v: v):
+    def optional(value: Any, encode: Callable[[Any], object] = lambda v: v) -> list[object]:
         return [] if value is None else [encode(value)]  # an array of 0 or 1: msgpack cannot peek
 
     body = [
@@ -380,10 +409,11 @@ def encode_client_state(fields: dict) -> bytes:
         [[owner, a, b] for owner, (a, b) in sorted(f["shares"].items())],
         optional(f["survivors"], list),
     ]
-    return msgpack.packb([_STATE_VERSION, _STATE_TAG, body], use_bin_type=True)
+    packed: bytes = msgpack.packb([_STATE_VERSION, _STATE_TAG, body], use_bin_type=True)
+    return packed
 
 
-def decode_client_state(data: bytes, cfg) -> dict:
+def decode_client_state(data: bytes | bytearray | memoryview, cfg: Config) -> ClientStateFields:
     """The fields written by ``encode_client_state``, checked against ``cfg``.
 
     Raises:
@@ -396,7 +426,7 @@ def decode_client_state(data: bytes, cfg) -> dict:
         raise DecodeError(f"the client state is {len(data)} bytes, over the limit of {limit}.")
     r = _Reader(data, limit)
 
-    def optional(read):
+    def optional(read: Callable[[], _T]) -> _T | None:
         count = r.array()
         if count > 1:
             raise DecodeError("an optional field holds at most one value.")
@@ -405,25 +435,26 @@ def decode_client_state(data: bytes, cfg) -> dict:
     try:
         if not (r.array() == 3 and _is_int(r.scalar(), _STATE_VERSION) and _is_int(r.scalar(), _STATE_TAG) and r.array() == len(_STATE_FIELDS)):
             raise DecodeError("not a version-1 client state.")
-        out = {"client_id": _check_id(r.scalar(), cfg)}
+        client_id = _check_id(r.scalar(), cfg)
         rnd = r.scalar()
         if type(rnd) is not str:
             raise DecodeError("the round must be a string.")
-        out["round"] = rnd
-        for name in ("encryption", "masking", "seed"):
-            out[name] = optional(lambda: _check_bytes(r.scalar(), _KEY))
-        out["input"] = optional(lambda: _dec_vector(r, cfg))
-        out["session_id"] = _check_bytes(r.scalar())
-        out["peers"] = {e.client_id: e for e in _dec_keys(r, cfg)}
-        out["box_keys"] = dict(_dec_pairs(r, cfg))
+        encryption, masking, seed = (optional(lambda: _check_bytes(r.scalar(), _KEY)) for _ in range(3))
+        vector = optional(lambda: _dec_vector(r, cfg))
+        session_id = _check_bytes(r.scalar())
+        peers = {e.client_id: e for e in _dec_keys(r, cfg)}
+        box_keys = dict(_dec_pairs(r, cfg))
         shares = {}
         for _ in range(r.array()):
             r.array(exactly=3)
             owner = _check_id(r.scalar(), cfg)
             shares[owner] = (_check_bytes(r.scalar()), _check_bytes(r.scalar()))
-        out["shares"] = shares
-        out["survivors"] = optional(lambda: _dec_ids(r, cfg))
+        survivors = optional(lambda: _dec_ids(r, cfg))
         r.finish()
+        out = ClientStateFields(
+            client_id=client_id, round=rnd, encryption=encryption, masking=masking, seed=seed, input=vector,
+            session_id=session_id, peers=peers, box_keys=box_keys, shares=shares, survivors=survivors,
+        )
     except (ValueError, msgpack.UnpackException, TypeError, OverflowError, RecursionError) as exc:
         if isinstance(exc, DecodeError):
             raise
@@ -431,22 +462,23 @@ def decode_client_state(data: bytes, cfg) -> dict:
     return out
 
 
-def _is_int(value, expected: int) -> bool:
+def _is_int(value: object, expected: int) -> bool:
     return type(value) is int and value == expected
 
 
 # --- field codecs ---------------------------------------------------------------
 
 
-def _enc_vector(vector: np.ndarray):
+def _enc_vector(vector: npt.NDArray[Any]) -> list[object]:
     arr = np.ascontiguousarray(vector)
     if arr.dtype not in (np.dtype(np.uint32), np.dtype(np.uint64)):
         raise TypeError(f"vectors must be uint32 or uint64, got {arr.dtype}.")
-    return [arr.itemsize, memoryview(arr.astype(arr.dtype.newbyteorder("<"), copy=False)).cast("B")]
+    return [arr.itemsize, arr.astype(arr.dtype.newbyteorder("<"), copy=False).data.cast("B")]
 
 
 # "ring" (the masked input) has no entry: encode_parts writes it with the message's bits.
-_ENCODERS = {
+# Each takes the message field its codec names.
+_ENCODERS: dict[str, Callable[[Any], object]] = {
     "id": int,
     "key": bytes,
     "sig": bytes,
@@ -459,7 +491,7 @@ _ENCODERS = {
 }
 
 
-def _check_id(raw, cfg) -> int:
+def _check_id(raw: object, cfg: Config | None) -> int:
     if type(raw) is not int or raw < 0:
         raise DecodeError(f"a client id is a non-negative int, got {type(raw).__name__}.")
     bound = cfg.num_clients if cfg is not None else 1 << 32
@@ -468,7 +500,7 @@ def _check_id(raw, cfg) -> int:
     return raw
 
 
-def _check_bytes(raw, size: int | None = None) -> bytes:
+def _check_bytes(raw: object, size: int | None = None) -> bytes:
     if type(raw) is not bytes:
         raise DecodeError(f"expected bytes, got {type(raw).__name__}.")
     if size is not None and len(raw) != size:
@@ -476,33 +508,33 @@ def _check_bytes(raw, size: int | None = None) -> bytes:
     return raw
 
 
-def _check_sig(raw) -> bytes:
-    raw = _check_bytes(raw)
-    if len(raw) not in (0, _SIG):
-        raise DecodeError(f"a signature is empty or {_SIG} bytes, got {len(raw)}.")
-    return raw
+def _check_sig(raw: object) -> bytes:
+    sig = _check_bytes(raw)
+    if len(sig) not in (0, _SIG):
+        raise DecodeError(f"a signature is empty or {_SIG} bytes, got {len(sig)}.")
+    return sig
 
 
-def _check_increasing(ids, what: str) -> None:
+def _check_increasing(ids: Sequence[int], what: str) -> None:
     if any(a >= b for a, b in zip(ids, ids[1:])):
         raise DecodeError(f"{what} must be sorted by strictly increasing id.")
 
 
-def _dec_reason(r: _Reader, cfg) -> str:
+def _dec_reason(r: _Reader, cfg: Config | None) -> str:
     raw = r.scalar()
     if type(raw) is not str or len(raw) > _MAX_REASON:
         raise DecodeError(f"a reason is a string of at most {_MAX_REASON} characters.")
     return raw
 
 
-def _dec_ids(r: _Reader, cfg) -> tuple[int, ...]:
+def _dec_ids(r: _Reader, cfg: Config | None) -> tuple[int, ...]:
     ids = tuple(_check_id(r.scalar(), cfg) for _ in range(r.array()))
     _check_increasing(ids, "an id list")
     return ids
 
 
-def _dec_keys(r: _Reader, cfg) -> tuple[KeyEntry, ...]:
-    out = []
+def _dec_keys(r: _Reader, cfg: Config | None) -> tuple[KeyEntry, ...]:
+    out: list[KeyEntry] = []
     for _ in range(r.array()):
         r.array(exactly=5)
         out.append(KeyEntry(_check_id(r.scalar(), cfg), _check_bytes(r.scalar(), _KEY), _check_bytes(r.scalar(), _KEY),
@@ -511,8 +543,8 @@ def _dec_keys(r: _Reader, cfg) -> tuple[KeyEntry, ...]:
     return tuple(out)
 
 
-def _dec_pairs(r: _Reader, cfg) -> tuple[tuple[int, bytes], ...]:
-    out = []
+def _dec_pairs(r: _Reader, cfg: Config | None) -> tuple[tuple[int, bytes], ...]:
+    out: list[tuple[int, bytes]] = []
     for _ in range(r.array()):
         r.array(exactly=2)
         out.append((_check_id(r.scalar(), cfg), _check_bytes(r.scalar())))
@@ -520,7 +552,7 @@ def _dec_pairs(r: _Reader, cfg) -> tuple[tuple[int, bytes], ...]:
     return tuple(out)
 
 
-def _dec_vector(r: _Reader, cfg) -> np.ndarray:
+def _dec_vector(r: _Reader, cfg: Config | None) -> ring.RingVector:
     r.array(exactly=2)
     itemsize, payload = r.scalar(), r.scalar()
     if itemsize not in (4, 8) or type(itemsize) is not int:
@@ -535,10 +567,11 @@ def _dec_vector(r: _Reader, cfg) -> np.ndarray:
             raise DecodeError(f"this session's vectors have {cfg.vector_length} elements, got {vec.shape[0]}.")
         if cfg.bits < 8 * itemsize and vec.size and int(vec.max()) >> cfg.bits:
             raise DecodeError(f"a vector element is not reduced mod 2^{cfg.bits} (non-canonical encoding).")
-    return vec.astype(vec.dtype.newbyteorder("="), copy=False)
+    # "<u4"/"<u8" in native byte order is uint32/uint64
+    return cast(ring.RingVector, vec.astype(vec.dtype.newbyteorder("="), copy=False))
 
 
-def _dec_ring(r: _Reader, cfg):
+def _dec_ring(r: _Reader, cfg: Config | None) -> _RingVector:
     """A packed ring vector ``[bits, length, bin]``, as a ``_RingVector``."""
     r.array(exactly=3)
     bits, length, payload = r.scalar(), r.scalar(), r.scalar()
@@ -547,7 +580,7 @@ def _dec_ring(r: _Reader, cfg):
     return _RingVector(_ring_vector(bits, length, payload, cfg), bits)
 
 
-def _ring_vector(bits, length, payload, cfg) -> np.ndarray:
+def _ring_vector(bits: object, length: object, payload: bytes | memoryview, cfg: Config | None) -> ring.RingVector:
     """The checks of a packed vector's fields (``payload`` is bytes or a byte memoryview); the unpacked vector."""
     if type(bits) is not int or not 1 <= bits <= ring.MAX_BITS:
         raise DecodeError(f"a vector's bits is an int in 1..{ring.MAX_BITS}, got {bits!r}.")
@@ -571,7 +604,7 @@ class _RingVector:
 
     __slots__ = ("vector", "bits")
 
-    def __init__(self, vector, bits):
+    def __init__(self, vector: ring.RingVector, bits: int) -> None:
         self.vector, self.bits = vector, bits
 
 
@@ -580,7 +613,8 @@ _V1_CODECS = {"ring": "vector"}
 # Version-1 messages without the seed commitment (AdvertiseKeys, ShareKeysRequest): never accepted.
 _V1_REFUSED = {1, 2}
 
-_DECODERS = {
+# Each reads one field and checks it (against the Config when there is one).
+_DECODERS: dict[str, Callable[[_Reader, "Config | None"], object]] = {
     "ring": _dec_ring,
     "id": lambda r, cfg: _check_id(r.scalar(), cfg),
     "key": lambda r, cfg: _check_bytes(r.scalar(), _KEY),
@@ -624,38 +658,39 @@ def _dec_int(r: _Reader, lo: int) -> int:
     return raw
 
 
-def _dec_phase(r: _Reader, cfg) -> str:
+def _dec_phase(r: _Reader, cfg: Config | None) -> str:
     raw = r.scalar()
     if type(raw) is not str or raw not in PHASES:
         raise DecodeError(f"a phase is one of {PHASES}.")
     return raw
 
 
-def _dec_float(r: _Reader, cfg) -> float:
+def _dec_float(r: _Reader, cfg: Config | None) -> float:
     raw = r.scalar()
     if type(raw) is not float or raw != raw or raw in (float("inf"), float("-inf")) or raw < 0:
         raise DecodeError("expected a finite non-negative float.")
     return raw
 
 
-def _dec_label(r: _Reader, cfg) -> bytes:
+def _dec_label(r: _Reader, cfg: Config | None) -> bytes:
     raw = _check_bytes(r.scalar())
     if len(raw) > 256:
         raise DecodeError("a session label is at most 256 bytes.")
     return raw
 
 
-def _enc_tensors(tensors):
+def _enc_tensors(tensors: Iterable[TensorBlob]) -> list[list[object]]:
     return [[t.name, t.dtype, [int(d) for d in t.shape], bytes(t.data)] for t in tensors]
 
 
-def _dec_tensors(r: _Reader, cfg) -> tuple[TensorBlob, ...]:
+def _dec_tensors(r: _Reader, cfg: Config | None) -> tuple[TensorBlob, ...]:
     import math
 
     count = r.array()
     if count > _MAX_TENSORS:
         raise DecodeError(f"a model has at most {_MAX_TENSORS} tensors.")
-    out, names = [], set()
+    out: list[TensorBlob] = []
+    names: set[str] = set()
     for _ in range(count):
         r.array(exactly=4)
         name = _dec_str(r, _MAX_NAME, "a tensor name")
@@ -706,13 +741,14 @@ _DECODERS.update({
 _MPC_DEPTH = 3
 
 
-def encode_mpc(kind: str, items: list) -> bytes:
+def encode_mpc(kind: str, items: list[Any]) -> bytes:  # JSON-like items, checked by _check_mpc
     """One Prio3 service frame."""
     _check_mpc(items, 0)
-    return msgpack.packb([WIRE_VERSION, "mpc", str(kind), list(items)], use_bin_type=True)
+    packed: bytes = msgpack.packb([WIRE_VERSION, "mpc", str(kind), list(items)], use_bin_type=True)
+    return packed
 
 
-def decode_mpc(data: bytes, limit: int = _DEFAULT_LIMIT) -> tuple[str, list]:
+def decode_mpc(data: bytes | bytearray | memoryview, limit: int = _DEFAULT_LIMIT) -> tuple[str, list[Any]]:
     """``(kind, items)`` of a Prio3 service frame; ``DecodeError`` on anything else."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise DecodeError(f"wire data must be bytes, not {type(data).__name__}.")
@@ -731,11 +767,11 @@ def decode_mpc(data: bytes, limit: int = _DEFAULT_LIMIT) -> tuple[str, list]:
     return obj[2], obj[3]
 
 
-def _no_ext(code, data):
+def _no_ext(code: int, data: bytes) -> NoReturn:
     raise DecodeError("extension types are not part of the wire format.")
 
 
-def _check_mpc(items, depth: int) -> None:
+def _check_mpc(items: list[Any], depth: int) -> None:
     if depth >= _MPC_DEPTH:
         raise DecodeError("a Prio3 service frame nests lists too deeply.")
     for x in items:

@@ -8,13 +8,15 @@ arguments (``hazmat.masking``, ``hazmat.quantize``) before they reach a kernel.
 from __future__ import annotations
 
 import os
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from . import _native
 
 NAMES = ("add_masks", "quantize_into", "encode_masked", "pack_bits", "unpack_bits")
 
 
-def _select():
+def _select() -> tuple[ModuleType, str]:
     if not os.environ.get("LEPTON_SECAGG_PUREPYTHON"):
         try:
             from . import _speedups
@@ -24,7 +26,13 @@ def _select():
     return _native, "python"
 
 
-_module, BACKEND = _select()
+if TYPE_CHECKING:
+    # Both backends keep the contract in _speedups.pyi; type-check callers against it.
+    from . import _speedups as _module
+
+    BACKEND: str
+else:
+    _module, BACKEND = _select()
 add_masks = _module.add_masks
 quantize_into = _module.quantize_into
 encode_masked = _module.encode_masked

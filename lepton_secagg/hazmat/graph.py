@@ -34,6 +34,8 @@ from __future__ import annotations
 import hashlib
 from array import array
 from bisect import bisect_left
+from collections.abc import Iterator
+from typing import Protocol
 
 import numpy as np
 from Crypto.Cipher import AES
@@ -47,7 +49,11 @@ _SEED_SIZE = 32
 _MAX_NODES = 1 << 31  # node ids fit in a signed 32-bit int
 
 
-def _check_seed(seed) -> bytes:
+class _Stream(Protocol):
+    def encrypt(self, plaintext: bytes) -> bytes: ...
+
+
+def _check_seed(seed: object) -> bytes:
     if not isinstance(seed, (bytes, bytearray)):
         raise TypeError(f"the graph seed must be bytes, not {type(seed).__name__}.")
     if len(seed) != _SEED_SIZE:
@@ -55,7 +61,7 @@ def _check_seed(seed) -> bytes:
     return bytes(seed)
 
 
-def _check_num_nodes(num_nodes) -> int:
+def _check_num_nodes(num_nodes: object) -> int:
     if isinstance(num_nodes, bool) or not isinstance(num_nodes, int):
         raise TypeError(f"num_nodes must be an int, not {type(num_nodes).__name__}.")
     if not 1 <= num_nodes < _MAX_NODES:
@@ -63,7 +69,7 @@ def _check_num_nodes(num_nodes) -> int:
     return num_nodes
 
 
-def _words(cipher, count: int):
+def _words(cipher: _Stream, count: int) -> Iterator[int]:
     """The keystream of ``cipher`` as 32-bit little-endian words, fetched ``count`` at a time."""
     while True:
         yield from np.frombuffer(cipher.encrypt(bytes(4 * count)), dtype="<u4").tolist()
@@ -120,19 +126,21 @@ class HararyGraph:
             if not 0 < degree < n and degree != n - 1:
                 raise ValueError(f"degree must satisfy 0 < degree < num_nodes = {n}, got {degree}.")
         complete = degree is None or degree == n - 1
-        if not complete and degree % 2:
+        if degree is not None and not complete and degree % 2:
             raise ValueError(f"degree must be even for a Harary graph (or num_nodes - 1 for the complete graph), got {degree}.")
         if seed is None and not complete:
             raise TypeError("a seed is required for a Harary graph that is not complete.")
         self.num_nodes = n
-        self.degree = n - 1 if complete else degree
+        self.degree: int = n - 1 if complete or degree is None else degree
         self.seed = None if seed is None else _check_seed(seed)
         self.is_complete = complete
         self._half = self.degree // 2
+        self._perm: array[int] | None
+        self._inv: array[int] | None
         if complete:
             self._perm = self._inv = None
         else:
-            perm = derive_permutation(n, self.seed)
+            perm = derive_permutation(n, _check_seed(seed))
             inv = np.empty(n, dtype=np.int64)
             inv[np.asarray(perm, dtype=np.int64)] = np.arange(n, dtype=np.int64)
             self._perm = array("l", perm)
@@ -145,7 +153,7 @@ class HararyGraph:
 
     # -- queries ----------------------------------------------------------
 
-    def _check_node(self, node) -> int:
+    def _check_node(self, node: object) -> int:
         if isinstance(node, bool) or not isinstance(node, (int, np.integer)):
             raise TypeError(f"a node id must be an int, not {type(node).__name__}.")
         node = int(node)
@@ -174,7 +182,7 @@ class HararyGraph:
         """True iff ``b`` is in the closed neighbourhood of ``a`` (a node neighbours itself)."""
         a = self._check_node(a)
         b = self._check_node(b)
-        if self.is_complete:
+        if self._inv is None:  # the complete graph
             return True
         d = abs(self._inv[a] - self._inv[b])
         return min(d, self.num_nodes - d) <= self._half
@@ -183,7 +191,7 @@ class HararyGraph:
         """The closed neighbourhood of ``a``: ``degree + 1`` node ids, ascending, ``a`` included."""
         a = self._check_node(a)
         n = self.num_nodes
-        if self.is_complete:
+        if self._perm is None or self._inv is None:  # the complete graph
             return tuple(range(n))
         p = self._inv[a]
         perm = self._perm
@@ -199,22 +207,22 @@ class HararyGraph:
 
     # -- comparison -------------------------------------------------------
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         if not isinstance(other, HararyGraph):
             return NotImplemented
         if self.is_complete or other.is_complete:
             return self.is_complete and other.is_complete and self.num_nodes == other.num_nodes
         return (self.num_nodes, self.degree, self.seed) == (other.num_nodes, other.degree, other.seed)
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         if self.is_complete:
             return hash(("complete", self.num_nodes))
         return hash((self.num_nodes, self.degree, self.seed))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         if self.is_complete:
             return f"HararyGraph.complete({self.num_nodes})"
-        return f"HararyGraph(num_nodes={self.num_nodes}, degree={self.degree}, seed=<{self.seed[:4].hex()}...>)"
+        return f"HararyGraph(num_nodes={self.num_nodes}, degree={self.degree}, seed=<{(self.seed or b'')[:4].hex()}...>)"
 
 
 def complete_graph(num_nodes: int) -> HararyGraph:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import operator
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import SupportsIndex
 
 import numpy as np
 
 from .. import _kernels
 from .prg import key_size
+from .ring import RingVector
 
 __all__ = ["add_masks", "check_mask_arguments", "STREAM_LIMITS"]
 
@@ -24,7 +26,9 @@ __all__ = ["add_masks", "check_mask_arguments", "STREAM_LIMITS"]
 STREAM_LIMITS = {"aes128ctr": 1 << 64, "chacha20": 64 << 32}
 
 
-def check_mask_arguments(keys, signs, suite: str, offset: int, length: int, itemsize: int) -> tuple[list[bytes], list[int]]:
+def check_mask_arguments(
+    keys: Iterable[object], signs: Iterable[object], suite: str, offset: int, length: int, itemsize: int
+) -> tuple[list[bytes], list[int]]:
     """Validate the arguments every masking entry point shares; returns keys as bytes and signs as ints.
 
     Raises:
@@ -32,38 +36,41 @@ def check_mask_arguments(keys, signs, suite: str, offset: int, length: int, item
             sign other than +1/-1, a bad offset, or a range past the stream's end.
     """
     size = key_size(suite)
-    keys, signs = list(keys), list(signs)
-    if len(keys) != len(signs):
-        raise ValueError(f"got {len(keys)} keys but {len(signs)} signs.")
-    for key in keys:
+    key_list, sign_list = list(keys), list(signs)
+    if len(key_list) != len(sign_list):
+        raise ValueError(f"got {len(key_list)} keys but {len(sign_list)} signs.")
+    out_keys: list[bytes] = []
+    for key in key_list:
         if not isinstance(key, (bytes, bytearray)):
             raise TypeError(f"keys must be bytes, not {type(key).__name__}.")
         if len(key) != size:
             raise ValueError(f"a {suite} key is {size} bytes, got {len(key)}.")
-    for i, sign in enumerate(signs):
+        out_keys.append(bytes(key))
+    out_signs: list[int] = []
+    for sign in sign_list:
         try:
-            value = operator.index(sign)  # ints and numpy integers, not floats
+            value = operator.index(sign) if isinstance(sign, SupportsIndex) else None  # ints and numpy integers, not floats
         except TypeError:
             value = None
-        if isinstance(sign, bool) or value not in (1, -1):
+        if isinstance(sign, bool) or value is None or value not in (1, -1):
             raise ValueError(f"signs must be +1 or -1, got {sign!r}.")
-        signs[i] = value
+        out_signs.append(value)
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise ValueError(f"offset must be a non-negative int, got {offset!r}.")
     end = (offset + length) * itemsize
     if end > STREAM_LIMITS[suite]:
         raise ValueError(f"the mask range ends at byte {end}, past the {suite} stream limit of {STREAM_LIMITS[suite]}.")
-    return [bytes(k) for k in keys], signs
+    return out_keys, out_signs
 
 
 def add_masks(
-    vector: np.ndarray,
+    vector: RingVector,
     keys: Sequence[bytes],
     signs: Sequence[int],
     suite: str = "aes128ctr",
     offset: int = 0,
     threads: int | None = None,
-) -> np.ndarray:
+) -> RingVector:
     """Add ``sign_i * PRG(keys[i])`` to ``vector`` in place and return it.
 
     Args:
@@ -86,18 +93,18 @@ def add_masks(
         raise ValueError(f"vector must be 1-D, got shape {vector.shape}.")
     if not vector.flags.writeable:
         raise ValueError("vector must be writable.")
-    keys, signs = check_mask_arguments(keys, signs, suite, offset, vector.shape[0], vector.itemsize)
+    key_list, sign_list = check_mask_arguments(keys, signs, suite, offset, vector.shape[0], vector.itemsize)
     if threads is None:
         threads = min(os.cpu_count() or 1, 8) if vector.nbytes >= (1 << 20) else 1
     elif isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads must be a positive int or None, got {threads!r}.")
-    if not keys or vector.shape[0] == 0:
+    if not key_list or vector.shape[0] == 0:
         return vector
     if not vector.flags.c_contiguous:
         # Kernels take contiguous buffers; work on a copy and write it back.
         work = np.ascontiguousarray(vector)
-        _kernels.add_masks(work, keys, signs, suite, offset, threads)
+        _kernels.add_masks(work, key_list, sign_list, suite, offset, threads)
         vector[...] = work
         return vector
-    _kernels.add_masks(vector, keys, signs, suite, offset, threads)
+    _kernels.add_masks(vector, key_list, sign_list, suite, offset, threads)
     return vector

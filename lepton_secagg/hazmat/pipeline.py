@@ -28,19 +28,22 @@ from one seed.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .. import _kernels
 from .masking import check_mask_arguments
 from .prg import key_size
 from .quantize import Quantizer
-from .ring import dtype_for
+from .ring import RingVector, dtype_for
 
 __all__ = ["check_float_input", "encode_masked", "quantize_keyed"]
 
 
-def check_float_input(quantizer: Quantizer, values, weight: int | None) -> np.ndarray:
+def check_float_input(quantizer: Quantizer, values: npt.ArrayLike, weight: int | None) -> npt.NDArray[np.floating[Any]]:
     """Validate a float update for ``quantizer``; returns it as a contiguous float32/float64 vector.
 
     The array is returned as it is when it already is one (no copy): the
@@ -60,7 +63,7 @@ def check_float_input(quantizer: Quantizer, values, weight: int | None) -> np.nd
         array = array.astype(np.float64)
     if array.ndim != 1:
         raise ValueError(f"values must be a 1-D vector, got shape {array.shape}.")
-    if quantizer.weighted:
+    if quantizer.max_weight is not None:  # weighted
         if isinstance(weight, bool) or not isinstance(weight, int) or not 1 <= weight <= quantizer.max_weight:
             raise ValueError(f"this Quantizer is weighted; pass weight= an int in 1..{quantizer.max_weight}, got {weight!r}.")
     elif weight is not None:
@@ -70,15 +73,15 @@ def check_float_input(quantizer: Quantizer, values, weight: int | None) -> np.nd
 
 def encode_masked(
     quantizer: Quantizer,
-    values,
+    values: npt.ArrayLike,
     *,
     weight: int | None = None,
     round_key: bytes,
-    keys=(),
-    signs=(),
+    keys: Sequence[bytes] = (),
+    signs: Sequence[int] = (),
     suite: str = "aes128ctr",
     threads: int | None = None,
-) -> tuple[np.ndarray, int]:
+) -> tuple[RingVector, int]:
     """Quantise ``values``, add the masks and reduce, in one pass.
 
     Args:
@@ -103,7 +106,7 @@ def encode_masked(
     if not isinstance(round_key, (bytes, bytearray)) or len(round_key) != key_size(suite):
         raise ValueError(f"round_key must be {key_size(suite)} bytes for {suite}.")
     length = quantizer.encoded_length(array.size)
-    keys, signs = check_mask_arguments(keys, signs, suite, 0, length, dtype_for(quantizer.bits).itemsize)
+    key_list, sign_list = check_mask_arguments(keys, signs, suite, 0, length, dtype_for(quantizer.bits).itemsize)
     out = np.empty(length, dtype=dtype_for(quantizer.bits))
     if quantizer.weighted:
         out[-1] = weight  # the weight slot, masked with the rest
@@ -112,15 +115,18 @@ def encode_masked(
     elif isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads must be a positive int or None, got {threads!r}.")
     scale = quantizer.levels / (2 * quantizer.clip)
+    # check_float_input let a weight through only for a weighted quantizer
     clipped, nonfinite = _kernels.encode_masked(
         array, out, quantizer.bits, float(quantizer.clip), float(scale), min(quantizer.levels, 1 << 63),
-        weight if quantizer.weighted else 1, bytes(round_key), keys, signs, suite, threads,
+        weight if weight is not None else 1, bytes(round_key), key_list, sign_list, suite, threads,
     )
     if nonfinite:
         raise ValueError(f"values contain {nonfinite} NaN or infinite elements; only finite values can be quantised.")
     return out, clipped
 
 
-def quantize_keyed(quantizer: Quantizer, values, *, weight: int | None = None, round_key: bytes, suite: str = "aes128ctr") -> tuple[np.ndarray, int]:
+def quantize_keyed(
+    quantizer: Quantizer, values: npt.ArrayLike, *, weight: int | None = None, round_key: bytes, suite: str = "aes128ctr"
+) -> tuple[RingVector, int]:
     """``encode_masked`` without masks: the quantised vector the fused pass masks."""
     return encode_masked(quantizer, values, weight=weight, round_key=round_key, suite=suite)

@@ -16,6 +16,8 @@ the suite and the purpose.
 from __future__ import annotations
 
 from Crypto.Cipher import AES, ChaCha20
+from Crypto.Cipher.ChaCha20 import ChaCha20Cipher
+from Crypto.Cipher._mode_ctr import CtrMode
 
 from .agreement import derive_key
 
@@ -37,7 +39,7 @@ def key_size(suite: str) -> int:
         raise ValueError(f"unknown PRG suite {suite!r}; choose one of {sorted(SUITES)}.") from None
 
 
-def _cipher(suite: str, key: bytes, offset: int):
+def _cipher(suite: str, key: bytes, offset: int) -> CtrMode | ChaCha20Cipher:
     """A pycryptodome cipher positioned at byte ``offset`` of the stream."""
     size = key_size(suite)
     if not isinstance(key, (bytes, bytearray)):
@@ -53,9 +55,9 @@ def _cipher(suite: str, key: bytes, offset: int):
         return cipher
     if offset > _CHACHA_MAX:
         raise ValueError("a chacha20 stream is 256 GiB long; the offset is past its end.")
-    cipher = ChaCha20.new(key=bytes(key), nonce=_CHACHA_NONCE)
-    cipher.seek(offset)
-    return cipher
+    chacha = ChaCha20.new(key=bytes(key), nonce=_CHACHA_NONCE)
+    chacha.seek(offset)
+    return chacha
 
 
 def keystream(suite: str, key: bytes, nbytes: int, offset: int = 0) -> bytes:
@@ -77,13 +79,15 @@ def keystream_into(suite: str, key: bytes, out: memoryview, zeros: bytes | memor
     _cipher(suite, key, offset).encrypt(zeros, output=out)
 
 
-def derive_prg_key(seed: bytes, suite: str, purpose: str, **context) -> bytes:
+def derive_prg_key(
+    seed: bytes, suite: str, purpose: str, *, session_id: bytes = b"", round: str = "", parties: tuple[int, ...] = ()
+) -> bytes:
     """The ``suite`` key for ``purpose`` from a 32-byte seed (HKDF-SHA256).
 
-    ``context`` is passed to ``agreement.derive_key`` (session_id, round, parties).
+    ``session_id``, ``round`` and ``parties`` are passed to ``agreement.derive_key``.
     """
     if not isinstance(seed, (bytes, bytearray)) or len(seed) != 32:
         raise ValueError("a PRG seed is 32 bytes.")
     if not isinstance(purpose, str) or not purpose:
         raise ValueError("purpose must be a non-empty string.")
-    return derive_key(seed, f"{purpose}/{suite}", key_size(suite), **context)
+    return derive_key(seed, f"{purpose}/{suite}", key_size(suite), session_id=session_id, round=round, parties=parties)

@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .. import _kernels
-from .ring import dtype_for
+from .ring import RingDtype, RingVector, dtype_for
 
 __all__ = ["Quantizer", "DEFAULT_RANGE", "bits_needed", "bits_for_precision", "levels", "quantize", "dequantize"]
 
@@ -92,7 +94,9 @@ def bits_for_precision(num_clients: int, clip: float, precision: float, max_weig
     return bits
 
 
-def quantize(values, clip: float, step: float, *, rng: np.random.Generator | None = None) -> tuple[np.ndarray, int]:
+def quantize(
+    values: npt.ArrayLike, clip: float, step: float, *, rng: np.random.Generator | None = None
+) -> tuple[npt.NDArray[np.uint64], int]:
     """Clip ``values`` to [-clip, clip] and round them stochastically onto the grid.
 
     Args:
@@ -116,17 +120,17 @@ def quantize(values, clip: float, step: float, *, rng: np.random.Generator | Non
     return q, _quantize_into(array, clip, count, generator, q, 1)
 
 
-def dequantize(total, count: int, clip: float, step: float) -> np.ndarray:
+def dequantize(total: npt.ArrayLike, count: int, clip: float, step: float) -> npt.NDArray[np.float64]:
     """The float sum of ``count`` clients from the sum ``total`` of their quantised values."""
     _check_count("count", count)
     return _dequantize(total, count, _check_positive("clip", clip), levels(clip, step))
 
 
-def _dequantize(total, count: int, clip: float, count_levels: int) -> np.ndarray:
+def _dequantize(total: npt.ArrayLike, count: int, clip: float, count_levels: int) -> npt.NDArray[np.float64]:
     return np.asarray(total, dtype=np.float64) * (2 * clip / count_levels) - count * clip
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, init=False)
 class Quantizer:
     """A validated quantisation configuration shared by the clients and the server.
 
@@ -144,13 +148,19 @@ class Quantizer:
     """
 
     clip: float
-    step: float | None = None
-    bits: int = 32
+    step: float
+    bits: int
     num_clients: int
-    max_weight: int | None = None
+    max_weight: int | None
     levels: int = field(init=False)
 
-    def __post_init__(self):
+    # An explicit __init__ (init=False above) so that ``step`` may be None as
+    # an argument while the field always holds the grid spacing.
+    def __init__(
+        self, *, clip: float, step: float | None = None, bits: int = 32, num_clients: int, max_weight: int | None = None
+    ) -> None:
+        for name, value in (("clip", clip), ("step", step), ("bits", bits), ("num_clients", num_clients), ("max_weight", max_weight)):
+            object.__setattr__(self, name, value)
         clip = _check_positive("clip", self.clip)
         dtype_for(self.bits)
         _check_count("num_clients", self.num_clients)
@@ -164,13 +174,13 @@ class Quantizer:
                 f"{self.bits} bits cannot hold a sum of {self.num_clients} clients{weights}, even at one level; "
                 f"use at least {budget.bit_length()} bits."
             )
-        if self.step is None:
+        if step is None:
             count = min(largest // budget, _MAX_LEVELS)
         else:
-            count = levels(clip, self.step)
+            count = levels(clip, step)
             if count > _MAX_LEVELS:
                 raise ValueError(
-                    f"step = {self.step} gives {count} levels, finer than float64 values can express "
+                    f"step = {step} gives {count} levels, finer than float64 values can express "
                     f"(at most 2^53); use a step of at least {2 * clip / _MAX_LEVELS:.6g}."
                 )
             if budget * count > largest:
@@ -190,7 +200,7 @@ class Quantizer:
         return self.max_weight is not None
 
     @property
-    def dtype(self) -> np.dtype:
+    def dtype(self) -> RingDtype:
         """The dtype of encoded vectors: ``ring.dtype_for(bits)``."""
         return dtype_for(self.bits)
 
@@ -198,7 +208,9 @@ class Quantizer:
         """The length of the encoding of a ``length``-element vector (plus the weight slot)."""
         return length + int(self.weighted)
 
-    def encode(self, values, *, weight: int | None = None, rng: np.random.Generator | None = None) -> tuple[np.ndarray, int]:
+    def encode(
+        self, values: npt.ArrayLike, *, weight: int | None = None, rng: np.random.Generator | None = None
+    ) -> tuple[RingVector, int]:
         """Quantise a 1-D float vector for summation.
 
         Args:
@@ -214,7 +226,7 @@ class Quantizer:
         array = _check_values(values)
         if array.ndim != 1:
             raise ValueError(f"values must be a 1-D vector, got shape {array.shape}.")
-        if self.weighted:
+        if self.max_weight is not None:  # weighted
             if weight is None:
                 raise ValueError(f"this Quantizer is weighted; pass weight= an int in 1..{self.max_weight}.")
             _check_count("weight", weight)
@@ -225,7 +237,7 @@ class Quantizer:
         count = self.levels  # the one count the bit budget was checked with; never recomputed from step
         generator = _check_generator(rng)
         encoded = np.empty(self.encoded_length(array.size), dtype=self.dtype)
-        if self.weighted:
+        if weight is not None:  # weighted: weight was checked above
             # w q <= max_weight L < 2^bits, so the kernel's wrap to the ring width never bites
             clipped = _quantize_into(array, self.clip, count, generator, encoded[:-1], weight)
             encoded[-1] = weight
@@ -233,7 +245,9 @@ class Quantizer:
             clipped = _quantize_into(array, self.clip, count, generator, encoded, 1)
         return encoded, clipped
 
-    def decode(self, sum_vector, count: int):
+    def decode(
+        self, sum_vector: npt.ArrayLike, count: int
+    ) -> npt.NDArray[np.float64] | tuple[npt.NDArray[np.float64], int]:
         """Dequantise the sum (mod 2^bits) of ``count`` clients' encodings.
 
         Returns:
@@ -256,7 +270,7 @@ class Quantizer:
             raise ValueError(f"count = {count} exceeds num_clients = {self.num_clients}, so the sum may have wrapped.")
         if total.dtype.kind == "i" and (total < 0).any():
             raise ValueError("the sum has negative elements; it must lie in [0, 2^bits).")
-        if not self.weighted:
+        if self.max_weight is None:  # unweighted
             _check_sum_bound(total, count * self.levels, f"{count} clients")
             return _dequantize(total, count, self.clip, self.levels)
         weight = int(total[-1])
@@ -270,7 +284,9 @@ class Quantizer:
         return _dequantize(values, weight, self.clip, self.levels) / weight, weight
 
 
-def _quantize_into(array: np.ndarray, clip: float, count: int, generator: np.random.Generator, out: np.ndarray, weight: int) -> int:
+def _quantize_into(
+    array: npt.NDArray[np.float64], clip: float, count: int, generator: np.random.Generator, out: npt.NDArray[Any], weight: int
+) -> int:
     """``out = weight * q`` for the quantised ``array``; returns the clipped count.
 
     One fused kernel pass (``_kernels.quantize_into``: C, or its numpy
@@ -285,14 +301,14 @@ def _quantize_into(array: np.ndarray, clip: float, count: int, generator: np.ran
     return _kernels.quantize_into(array, uniforms, out, float(clip), scale, min(count, 1 << 63), weight)
 
 
-def _check_sum_bound(total: np.ndarray, bound: int, who: str) -> None:
+def _check_sum_bound(total: npt.NDArray[Any], bound: int, who: str) -> None:
     if total.size and int(total.max()) > bound:
         raise ValueError(
             f"a sum element exceeds {bound}, the most {who} can produce; the count is wrong or the sum is corrupted."
         )
 
 
-def _check_values(values) -> np.ndarray:
+def _check_values(values: npt.ArrayLike) -> npt.NDArray[np.float64]:
     array = np.asarray(values)
     if array.dtype.kind not in "fiu":
         raise TypeError(f"values must be real numbers, got dtype {array.dtype}.")
@@ -302,7 +318,7 @@ def _check_values(values) -> np.ndarray:
     return array
 
 
-def _check_generator(rng) -> np.random.Generator:
+def _check_generator(rng: object) -> np.random.Generator:
     if rng is None:
         return np.random.Generator(np.random.PCG64())
     if not isinstance(rng, np.random.Generator):
@@ -310,7 +326,7 @@ def _check_generator(rng) -> np.random.Generator:
     return rng
 
 
-def _check_positive(name: str, value) -> float:
+def _check_positive(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number, not {type(value).__name__}.")
     if not math.isfinite(value) or value <= 0:
@@ -318,7 +334,7 @@ def _check_positive(name: str, value) -> float:
     return float(value)
 
 
-def _check_count(name: str, value) -> int:
+def _check_count(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, not {type(value).__name__}.")
     if value < 1:

@@ -15,19 +15,27 @@ from __future__ import annotations
 import sys
 
 import numpy as np
+import numpy.typing as npt
 
 from .. import _kernels
 
-__all__ = ["MAX_BITS", "dtype_for", "modulus_mask", "reduce", "check_vector", "packed_size", "pack", "unpack"]
+__all__ = ["RingVector", "RingDtype", "MAX_BITS", "dtype_for", "modulus_mask", "reduce", "check_vector", "packed_size", "pack", "unpack"]
 
 MAX_BITS = 64
 
+#: A vector in Z_(2^bits): uint32 words for bits <= 32, uint64 above.
+RingVector = npt.NDArray[np.uint32] | npt.NDArray[np.uint64]
+#: The dtype of a ``RingVector``.
+RingDtype = np.dtype[np.uint32] | np.dtype[np.uint64]
 
-def dtype_for(bits: int) -> np.dtype:
+
+def dtype_for(bits: int) -> RingDtype:
     """uint32 for bits <= 32, uint64 above (little-endian, native on x86/ARM)."""
     if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= MAX_BITS:
         raise ValueError(f"bits must be an int in 1..{MAX_BITS}, got {bits!r}.")
-    return np.dtype(np.uint32 if bits <= 32 else np.uint64)
+    if bits <= 32:
+        return np.dtype(np.uint32)
+    return np.dtype(np.uint64)
 
 
 def modulus_mask(bits: int) -> int:
@@ -36,14 +44,14 @@ def modulus_mask(bits: int) -> int:
     return (1 << bits) - 1
 
 
-def reduce(vector: np.ndarray, bits: int) -> np.ndarray:
+def reduce(vector: RingVector, bits: int) -> RingVector:
     """``vector mod 2^bits`` in place (a no-op when bits is the dtype's full width); returns it."""
     if bits < 8 * vector.itemsize:
         np.bitwise_and(vector, vector.dtype.type(modulus_mask(bits)), out=vector)
     return vector
 
 
-def check_vector(vector, length: int, bits: int, what: str = "input") -> np.ndarray:
+def check_vector(vector: npt.ArrayLike, length: int, bits: int, what: str = "input") -> RingVector:
     """Validate a client vector and return it as a fresh contiguous array of ``dtype_for(bits)``.
 
     Raises:
@@ -60,7 +68,7 @@ def check_vector(vector, length: int, bits: int, what: str = "input") -> np.ndar
             raise ValueError(f"the {what} has negative elements; values must lie in [0, 2^{bits}).")
         if int(arr.max()) > modulus_mask(bits):
             raise ValueError(f"the {what} has elements >= 2^{bits}; values must lie in [0, 2^{bits}).")
-    return np.ascontiguousarray(arr, dtype=dtype_for(bits)).copy()
+    return _as_ring(arr, bits).copy()
 
 
 def packed_size(length: int, bits: int) -> int:
@@ -69,7 +77,7 @@ def packed_size(length: int, bits: int) -> int:
     return -(-length * bits // 8)
 
 
-def pack(vector: np.ndarray, bits: int):
+def pack(vector: RingVector, bits: int) -> memoryview:
     """The packed bytes of a reduced vector of ``dtype_for(bits)`` (a buffer; a view when no work is needed).
 
     Raises:
@@ -78,15 +86,15 @@ def pack(vector: np.ndarray, bits: int):
     """
     if not isinstance(vector, np.ndarray) or vector.dtype not in (np.dtype(np.uint32), np.dtype(np.uint64)) or vector.ndim != 1:
         raise TypeError("pack takes a 1-D uint32 or uint64 numpy array.")
-    vector = np.ascontiguousarray(vector)
-    if bits == 8 * vector.itemsize and sys.byteorder == "little":
-        return memoryview(vector).cast("B")  # the words' own bytes: no copy
-    out = np.empty(packed_size(vector.shape[0], bits), dtype=np.uint8)
-    _kernels.pack_bits(vector, bits, out)
-    return memoryview(out)
+    words = np.ascontiguousarray(vector)
+    if bits == 8 * words.itemsize and sys.byteorder == "little":
+        return words.data.cast("B")  # the words' own bytes: no copy
+    out = np.empty(packed_size(words.shape[0], bits), dtype=np.uint8)
+    _kernels.pack_bits(words, bits, out)
+    return out.data
 
 
-def unpack(payload, bits: int, length: int) -> np.ndarray:
+def unpack(payload: bytes | bytearray | memoryview, bits: int, length: int) -> RingVector:
     """The ``length`` elements of ``dtype_for(bits)`` packed in ``payload`` (read-only when a view).
 
     Raises:
@@ -101,7 +109,14 @@ def unpack(payload, bits: int, length: int) -> np.ndarray:
     if pad and int(raw[-1]) >> (8 - pad):
         raise ValueError("the pad bits after the last element are not 0 (a non-canonical encoding).")
     if bits == 8 * dtype.itemsize:
-        return np.frombuffer(payload, dtype=dtype.newbyteorder("<")).astype(dtype, copy=False)
+        return _as_ring(np.frombuffer(payload, dtype=dtype.newbyteorder("<")), bits)
     out = np.empty(length, dtype=dtype)
     _kernels.unpack_bits(raw, bits, out)
     return out
+
+
+def _as_ring(array: npt.ArrayLike, bits: int) -> RingVector:
+    """``array`` as a C-contiguous array of ``dtype_for(bits)`` (itself when it already is one)."""
+    if dtype_for(bits) == np.dtype(np.uint32):
+        return np.ascontiguousarray(array, dtype=np.uint32)
+    return np.ascontiguousarray(array, dtype=np.uint64)

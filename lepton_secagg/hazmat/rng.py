@@ -8,6 +8,7 @@ vector can replay a whole transcript; it is never the default.
 """
 from __future__ import annotations
 
+import builtins
 import hashlib
 import os
 from typing import Protocol, runtime_checkable
@@ -59,7 +60,8 @@ class DeterministicRng:
     def bytes(self, n: int) -> bytes:
         return self._cipher.encrypt(bytes(_check_count(n)))
 
-    def fork(self, label: bytes | str) -> "DeterministicRng":
+    # builtins.bytes: inside this class ``bytes`` names the method
+    def fork(self, label: builtins.bytes | str) -> "DeterministicRng":
         """A new independent stream derived from this one and ``label``."""
         if isinstance(label, str):
             label = label.encode()

@@ -70,6 +70,6 @@ def verify(verify_key: bytes, message: bytes, signature: bytes) -> None:
         raise SignatureError(f"the Ed25519 signature cannot be checked: {type(exc).__name__}.") from None
 
 
-def _check_message(message) -> None:
+def _check_message(message: object) -> None:
     if not isinstance(message, (bytes, bytearray, memoryview)):
         raise TypeError(f"the message must be bytes, not {type(message).__name__}.")

@@ -19,11 +19,15 @@ import ssl as _ssl
 import warnings
 from dataclasses import dataclass
 
+import numpy.typing as npt
+
 from .._state import Round, rounds_for
 from ..client import Client
 from ..config import Config
-from ..exceptions import ConfigRefused, DecodeError, SecAggError
-from ..messages import Abort, Join
+from ..exceptions import ConfigRefused, DecodeError, RemoteProtocolError, SecAggError
+from ..hazmat.rng import Rng
+from ..hazmat.sign import Identity
+from ..messages import SERVER_MESSAGES, Abort, ClientMessage, Join, Message
 from ..policy import Policy
 from ..wire import decode, decode_config, encode, encode_parts
 from .framing import CONFIG_LIMIT, Connection, StreamConnection
@@ -67,12 +71,12 @@ class ClientOutcome:
 async def run_session(
     conn: Connection,
     client_id: int,
-    vector,
+    vector: npt.ArrayLike,
     *,
-    identity=None,
+    identity: Identity | None = None,
     drop_in: str | None = None,
     timeout: float = 120.0,
-    rng=None,
+    rng: Rng | None = None,
     policy: Policy | None = None,
     drop_after: str | None = None,
 ) -> ClientOutcome:
@@ -92,9 +96,10 @@ async def run_session(
     return await _session(conn, client_id, vector, identity, drop_in, drop_after, timeout, rng, policy)
 
 
-async def _session(conn: Connection, client_id: int, vector, identity, drop_in, drop_after, timeout, rng, policy) -> ClientOutcome:
+async def _session(conn: Connection, client_id: int, vector: npt.ArrayLike, identity: Identity | None, drop_in: str | None,
+                   drop_after: str | None, timeout: float, rng: Rng | None, policy: Policy | None) -> ClientOutcome:
     out = ClientOutcome(client_id, FAILED)
-    client = None
+    client: Client | None = None
     try:
         await conn.send(encode(Join(client_id)))
         data = await asyncio.wait_for(conn.recv(CONFIG_LIMIT), timeout)
@@ -111,7 +116,8 @@ async def _session(conn: Connection, client_id: int, vector, identity, drop_in, 
         drop = drop_round(cfg.mode, drop_in, drop_after)
         client = Client(cfg, client_id, rng=rng, identity=identity, policy=policy if policy is not None else Policy())
         client.set_input(vector)
-        reply, rnd = client.start(), Round.ADVERTISE_KEYS.value
+        reply: ClientMessage = client.start()
+        rnd = Round.ADVERTISE_KEYS.value
         while True:
             if drop == rnd:
                 logger.info("client %d: dropping out in round %s as asked", client_id, rnd)
@@ -132,8 +138,12 @@ async def _session(conn: Connection, client_id: int, vector, identity, drop_in, 
                     client.receive(msg)
                     logger.info("client %d: aborted by the server in round %s: %s", client_id, rnd, msg.reason)
                     return out
-                reply = client.receive(msg)
-                if reply is not None:
+                if not isinstance(msg, SERVER_MESSAGES):  # Client.receive takes server messages only
+                    raise RemoteProtocolError(f"{type(msg).__name__} is not expected by client {client_id} in round {rnd}.",
+                                              round=rnd, client_id=client_id)
+                answer = client.receive(msg)
+                if answer is not None:
+                    reply = answer
                     break
     except (SecAggError, ValueError, TypeError) as exc:  # a protocol error, a refused config, a bad input
         out.reason = f"{type(exc).__name__}: {exc}"
@@ -163,7 +173,7 @@ async def _session(conn: Connection, client_id: int, vector, identity, drop_in, 
             conn.close()
 
 
-def _check_drop_names(drop_in, drop_after) -> None:
+def _check_drop_names(drop_in: str | None, drop_after: str | None) -> None:
     every = rounds_for("active")
     if drop_in is not None and drop_in not in every:
         raise ValueError(f"drop_in must be a round name, one of {every}, got {drop_in!r}.")
@@ -194,7 +204,7 @@ def drop_round(mode: str, drop_in: str | None, drop_after: str | None = None) ->
     return drop_in
 
 
-def _decode_or_none(data):
+def _decode_or_none(data: bytes) -> Message | None:
     try:
         return decode(data)
     except DecodeError:
@@ -205,14 +215,14 @@ async def run_client(
     host: str,
     port: int,
     client_id: int,
-    vector,
+    vector: npt.ArrayLike,
     *,
     ssl_context: _ssl.SSLContext | None = None,
     server_hostname: str | None = None,
-    identity=None,
+    identity: Identity | None = None,
     drop_in: str | None = None,
     timeout: float = 120.0,
-    rng=None,
+    rng: Rng | None = None,
     policy: Policy | None = None,
     drop_after: str | None = None,
 ) -> ClientOutcome:

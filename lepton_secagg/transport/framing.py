@@ -15,8 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import struct
+from collections.abc import Iterable
+from typing import TypeAlias
 
 from ..exceptions import DecodeError
+
+_Bytes: TypeAlias = bytes | bytearray | memoryview
+#: A frame body: bytes, or buffers whose concatenation is the body (``wire.encode_parts``).
+Body: TypeAlias = _Bytes | Iterable[_Bytes]
 
 __all__ = [
     "HEADER_SIZE",
@@ -67,7 +73,7 @@ def frame(data: bytes) -> bytes:
     return _HEADER.pack(len(data)) + bytes(data)
 
 
-def body_parts(data) -> list[memoryview]:
+def body_parts(data: Body) -> list[memoryview]:
     """A frame body given as bytes or as a list of buffers, as byte memoryviews (nothing is copied)."""
     parts = [data] if isinstance(data, (bytes, bytearray, memoryview)) else list(data)
     return [memoryview(p).cast("B") for p in parts]
@@ -138,7 +144,7 @@ class Connection:
         """The next frame's body; see ``read_frame`` for the errors."""
         raise NotImplementedError
 
-    async def send(self, data) -> None:
+    async def send(self, data: Body) -> None:
         """Send ``data`` as one frame; raises ``ConnectionError`` if the connection is gone.
 
         ``data`` is bytes, or a list of buffers (``wire.encode_parts``) whose
@@ -174,7 +180,7 @@ class StreamConnection(Connection):
         self.bytes_received += HEADER_SIZE + len(data)
         return data
 
-    async def send(self, data) -> None:
+    async def send(self, data: Body) -> None:
         if self._writer.is_closing():
             raise ConnectionClosed("the connection is closed.")
         parts = body_parts(data)

@@ -14,33 +14,40 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from typing import cast
 
+import numpy.typing as npt
+
+from ..config import Config
+from ..hazmat.rng import Rng
+from ..hazmat.sign import Identity
 from ..policy import Policy
+from ..server import AggregationResult
 from .client import ClientOutcome, run_session
-from .framing import HEADER_SIZE, ConnectionClosed, Connection, FrameTooLarge, body_parts
+from .framing import HEADER_SIZE, Body, ConnectionClosed, Connection, FrameGate, FrameTooLarge, body_parts
 from .server import AggregationServer
 
 __all__ = ["MemoryConnection", "MemoryNetwork", "memory_pair", "run_memory_aggregation"]
 
-_EOF = object()
+_EOF = None  # queued when the sending end closes
 
 
 class MemoryConnection(Connection):
     """One end of an in-memory connection (made by ``memory_pair``)."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str) -> None:
         super().__init__()
         self.peer = name
-        self._inbox: asyncio.Queue = asyncio.Queue()
+        self._inbox: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._other: MemoryConnection | None = None
         self._closed = False
         self._eof = False
 
-    async def recv(self, limit: int, gate=None) -> bytes:  # queues buffer whole frames: no gate
+    async def recv(self, limit: int, gate: FrameGate | None = None) -> bytes:  # queues buffer whole frames: no gate
         if self._eof:
             raise ConnectionClosed("the peer closed the connection.")
         data = await self._inbox.get()
-        if data is _EOF:
+        if data is None:  # _EOF
             self._eof = True
             raise ConnectionClosed("the peer closed the connection.")
         if len(data) > limit:
@@ -48,7 +55,7 @@ class MemoryConnection(Connection):
         self.bytes_received += HEADER_SIZE + len(data)
         return data
 
-    async def send(self, data) -> None:
+    async def send(self, data: Body) -> None:
         if self._closed or self._other is None or self._other._closed:
             raise ConnectionClosed("the connection is closed.")
         body = b"".join(body_parts(data))  # the receiver gets its own bytes, as from a socket
@@ -80,10 +87,10 @@ def memory_pair(name: str = "memory") -> tuple[MemoryConnection, MemoryConnectio
 class MemoryNetwork:
     """Connects in-process clients to an ``AggregationServer`` made with ``host=None``."""
 
-    def __init__(self, server: AggregationServer):
+    def __init__(self, server: AggregationServer) -> None:
         self.server = server
         self._count = 0
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def connect(self) -> MemoryConnection:
         """A new connection; its server end is handed to the server at once."""
@@ -94,22 +101,22 @@ class MemoryNetwork:
         task.add_done_callback(self._tasks.discard)
         return client_end
 
-    async def run_client(self, client_id: int, vector, *, identity=None, drop_in: str | None = None, timeout: float = 120.0, rng=None,
-                         policy: Policy | None = None) -> ClientOutcome:
+    async def run_client(self, client_id: int, vector: npt.ArrayLike, *, identity: Identity | None = None, drop_in: str | None = None,
+                         timeout: float = 120.0, rng: Rng | None = None, policy: Policy | None = None) -> ClientOutcome:
         """``transport.client.run_client`` over this network (``drop_in``: the round whose reply it never sends)."""
         return await run_session(self.connect(), client_id, vector, identity=identity, drop_in=drop_in, timeout=timeout, rng=rng,
                                  policy=policy)
 
 
 async def run_memory_aggregation(
-    cfg,
-    inputs: Sequence,
+    cfg: Config,
+    inputs: Sequence[npt.ArrayLike],
     drop_in: Mapping[int, str] | None = None,
     *,
     round_timeout: float = 10.0,
     join_timeout: float = 10.0,
-    identities=None,
-):
+    identities: Sequence[Identity] | None = None,
+) -> tuple[AggregationServer, AggregationResult | BaseException, list[ClientOutcome | BaseException]]:
     """One whole aggregation in memory: returns ``(server, result_or_exception, outcomes)``.
 
     The clients pin ``cfg`` (``Policy(config=cfg)``): they know the configuration they were built for.
@@ -123,4 +130,5 @@ async def run_memory_aggregation(
         for cid in range(cfg.num_clients)
     ]
     result, *outcomes = await asyncio.gather(srv.run(), *clients, return_exceptions=True)
-    return srv, result, outcomes
+    # gather keeps the order: run()'s result first, then each client's outcome (each possibly an exception)
+    return srv, cast("AggregationResult | BaseException", result), cast("list[ClientOutcome | BaseException]", outcomes)

@@ -31,15 +31,18 @@ dropped in the next round, like any non-responder.
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import ssl as _ssl
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, cast
 
 from .._state import Round, rounds_for
 from ..config import Config
 from ..exceptions import DecodeError
-from ..messages import Abort, Join
+from ..hazmat.rng import Rng
+from ..messages import CLIENT_MESSAGES, Abort, Join, ServerMessage
 from ..server import AggregationResult, Server
 from ..wire import decode, encode, encode_config
 from .framing import HEADER_SIZE, JOIN_LIMIT, Connection, FrameGate, StreamConnection
@@ -110,8 +113,8 @@ class AggregationServer:
         join_timeout: float = 60.0,
         ssl_context: _ssl.SSLContext | None = None,
         progress: Callable[[str, int, int], None] | None = None,
-        rng=None,
-    ):
+        rng: Rng | None = None,
+    ) -> None:
         if not isinstance(cfg, Config):
             raise TypeError(f"cfg must be a Config, not {type(cfg).__name__}.")
         if not round_timeout > 0 or not join_timeout > 0:
@@ -136,8 +139,8 @@ class AggregationServer:
         self._join_deadline: float | None = None
         self._all_joined = asyncio.Event()
         self._changed = asyncio.Event()
-        self._handlers: set[asyncio.Task] = set()
-        self._senders: set[asyncio.Task] = set()
+        self._handlers: set[asyncio.Task[Any]] = set()
+        self._senders: set[asyncio.Task[None]] = set()
         self._listener: asyncio.AbstractServer | None = None
         self._started = False
 
@@ -167,7 +170,7 @@ class AggregationServer:
         t0 = loop.time()
         try:
             try:
-                await asyncio.wait_for(self._all_joined.wait(), max(0.0, self._join_deadline - loop.time()))
+                await asyncio.wait_for(self._all_joined.wait(), self._join_left())
             except asyncio.TimeoutError:
                 missing = self.cfg.num_clients - len(self._conns)
                 logger.warning("join deadline passed: %d of %d clients never joined", missing, self.cfg.num_clients)
@@ -221,11 +224,11 @@ class AggregationServer:
         await self.start()
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
     @property
-    def connected(self) -> frozenset:
+    def connected(self) -> frozenset[int]:
         """Ids whose connection is still open."""
         return frozenset(self._conns.keys() - self._gone)
 
@@ -236,7 +239,7 @@ class AggregationServer:
 
     async def handle_connection(self, conn: Connection) -> None:
         """Serve one connection until it closes or the session ends (never raises)."""
-        task = asyncio.current_task()
+        task = cast("asyncio.Task[Any]", asyncio.current_task())  # a coroutine asyncio runs is always in a task
         self._handlers.add(task)
         cid = None
         try:
@@ -248,7 +251,7 @@ class AggregationServer:
                 # No local may keep the last frame (a whole masked input) alive while we wait.
                 abort = self._on_frame(cid, await conn.recv(limit, self._gate))
                 if abort is not None:
-                    if abort is not _LEFT:
+                    if isinstance(abort, Abort):  # else _LEFT
                         await self._send_quietly(conn, encode(abort))
                     return
         except DecodeError as exc:  # an oversized length prefix
@@ -284,11 +287,11 @@ class AggregationServer:
 
     async def _handshake(self, conn: Connection) -> int | None:
         """Read the ``Join``, register the id and send the configuration; None when refused."""
-        loop = asyncio.get_running_loop()
         if not self._joining:
-            return await self._refuse(conn, "the join phase of this session is over.")
+            await self._refuse(conn, "the join phase of this session is over.")
+            return None
         try:
-            data = await asyncio.wait_for(conn.recv(JOIN_LIMIT), max(0.0, self._join_deadline - loop.time()))
+            data = await asyncio.wait_for(conn.recv(JOIN_LIMIT), self._join_left())
         except asyncio.TimeoutError:
             logger.info("connection %s sent no Join before the join deadline; closing it", conn.peer)
             self.refused += 1
@@ -296,16 +299,21 @@ class AggregationServer:
         try:
             msg = decode(data)
         except DecodeError as exc:
-            return await self._refuse(conn, f"the first message must be a Join: {exc}")
+            await self._refuse(conn, f"the first message must be a Join: {exc}")
+            return None
         if not isinstance(msg, Join):
-            return await self._refuse(conn, f"the first message must be a Join, not {type(msg).__name__}.")
+            await self._refuse(conn, f"the first message must be a Join, not {type(msg).__name__}.")
+            return None
         cid = msg.client_id
         if not self._joining:
-            return await self._refuse(conn, "the join phase of this session is over.")
+            await self._refuse(conn, "the join phase of this session is over.")
+            return None
         if cid >= self.cfg.num_clients:
-            return await self._refuse(conn, f"client id {cid} is out of range 0..{self.cfg.num_clients - 1}.")
+            await self._refuse(conn, f"client id {cid} is out of range 0..{self.cfg.num_clients - 1}.")
+            return None
         if cid in self._conns:
-            return await self._refuse(conn, f"client id {cid} has already joined.")
+            await self._refuse(conn, f"client id {cid} has already joined.")
+            return None
         self._conns[cid] = conn
         if len(self._conns) == self.cfg.num_clients:
             self._all_joined.set()
@@ -319,13 +327,19 @@ class AggregationServer:
             raise
         return cid
 
+    def _join_left(self) -> float:
+        """Seconds left in the join phase, whose deadline ``start`` sets."""
+        if self._join_deadline is None:
+            raise RuntimeError("the server is not started: call start() first.")
+        return max(0.0, self._join_deadline - asyncio.get_running_loop().time())
+
     async def _refuse(self, conn: Connection, reason: str) -> None:
         logger.warning("refused connection %s: %s", conn.peer, reason)
         self.refused += 1
         await self._send_quietly(conn, encode(Abort(reason)))
         return None
 
-    def _on_frame(self, cid: int, data: bytes):
+    def _on_frame(self, cid: int, data: bytes) -> Abort | _Left | None:
         """Feed one frame to the core; returns None to keep reading, else the Abort to send (or _LEFT)."""
         srv = self.server
         if srv.round in _TERMINAL or cid in self._gone:
@@ -341,6 +355,14 @@ class AggregationServer:
             why = "answered twice in one round" if cid in srv.live else "is no longer part of this session"
             logger.warning("client %d %s (round %s)", cid, why, srv.round.value)
             return Abort(f"client {cid} {why}.")
+        if not isinstance(msg, CLIENT_MESSAGES):
+            # A Join, a server or an FL message.  Server.receive takes client messages only; the
+            # client is dropped as the core drops a refused one (its Abort does exactly that).
+            refusal = Abort(f"{type(msg).__name__} is not expected in round {srv.round.value}.")
+            srv.receive(cid, refusal)
+            self._changed.set()
+            logger.warning("client %d refused in round %s: %s", cid, srv.round.value, refusal.reason)
+            return refusal
         abort = srv.receive(cid, msg)
         self._changed.set()
         if abort is not None:
@@ -371,7 +393,7 @@ class AggregationServer:
             except asyncio.TimeoutError:
                 pass
 
-    def _dispatch(self, requests: dict, st: RoundStats) -> None:
+    def _dispatch(self, requests: dict[int, ServerMessage], st: RoundStats) -> None:
         for cid, msg in sorted(requests.items()):
             conn = self._conns.get(cid)
             if conn is None or cid in self._gone:
@@ -401,7 +423,11 @@ class AggregationServer:
             pass
 
 
-_LEFT = object()  # the client left (or the session is over): close without sending anything
+class _Left(enum.Enum):
+    LEFT = "left"
+
+
+_LEFT = _Left.LEFT  # the client left (or the session is over): close without sending anything
 
 
 async def run_server(
