@@ -52,8 +52,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..exceptions import ReconstructionError
-from .rng import Rng, resolve
+from ...exceptions import ReconstructionError
+from ..rng import Rng, resolve
 
 __all__ = [
     "PRIME",
