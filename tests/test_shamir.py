@@ -655,7 +655,7 @@ def test_reconstruct_many_robust_decodes_only_the_failing_lists(monkeypatch):
             lists[victim][k] = _corrupt(lists[victim][k], "one_limb", chooser)[0]
     calls = []
     original = shamir.reconstruct_robust
-    monkeypatch.setattr(shamir.reconstruction, "reconstruct_robust", lambda shares, t: calls.append(1) or original(shares, t))
+    monkeypatch.setattr(shamir.robust, "reconstruct_robust", lambda shares, t: calls.append(1) or original(shares, t))
     recovered, wrong = shamir.reconstruct_many_robust(lists, 19)
     assert recovered == secrets and len(calls) == 3
     assert [k for k, w in enumerate(wrong) if w] == [3, 30, 59] and [len(wrong[k]) for k in (3, 30, 59)] == [1, 7, 2]
