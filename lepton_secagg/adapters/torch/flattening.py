@@ -40,8 +40,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..hazmat import masking as _masking
-from ..hazmat.quantize import Quantizer, levels as _levels
+from ...hazmat import masking as _masking
+from ...hazmat.quantize import Quantizer, levels as _levels
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -690,7 +690,7 @@ def _choose_engine(engine: str, device, suite: str) -> str:
 def _triton_kernel():
     """The Triton kernel module, imported on first use; None where triton does not import."""
     try:
-        from . import _triton_chacha20
+        from .. import _triton_chacha20
     except ImportError:
         return None
     return _triton_chacha20
