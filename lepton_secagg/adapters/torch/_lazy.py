@@ -6,14 +6,19 @@ function calls ``_torch()``.
 from __future__ import annotations
 
 from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 
 def _torch() -> ModuleType:
+    """The torch module, imported on the first call."""
     import torch
 
     return torch
 
 
-def _unsigned(torch, *bits: int) -> tuple:
+def _unsigned(torch: ModuleType, *bits: int) -> tuple[torch.dtype, ...]:
     """The torch unsigned dtypes of these widths that exist (uint16/32/64 came in torch 2.3)."""
     return tuple(d for d in (getattr(torch, f"uint{b}", None) for b in bits) if d is not None)

@@ -5,8 +5,15 @@ keys * blocks) int32 tensors; ``CHUNK_BLOCKS`` bounds the blocks of one batch.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING
+
 import numpy as np
 
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch import Tensor  # for annotations inside functions, where a parameter named torch hides the module
 
 #: ChaCha20 blocks (64 bytes each) computed by one batch of torch ops, summed
 #: over the keys of the batch, per device type.  On the CPU 2^14 blocks (1 MiB
@@ -14,19 +21,22 @@ import numpy as np
 #: 2^18 blocks (16 MiB of keystream, ~80 MiB of temporaries) amortise the
 #: kernel launches (about 570 small kernels per batch).  Tests lower them to
 #: exercise chunk boundaries cheaply.
-CHUNK_BLOCKS = {"cpu": 1 << 14, "default": 1 << 18}
+CHUNK_BLOCKS: dict[str, int] = {"cpu": 1 << 14, "default": 1 << 18}
 
 
 _CHACHA_CONSTANTS = (0x61707865, 0x3320646E, 0x79622D32, 0x6B206574)  # "expand 32-byte k"
 
 
-def _key_words(torch, keys, device):
+def _key_words(torch: ModuleType, keys: Sequence[bytes], device: torch.device) -> torch.Tensor:
     """int32 (len(keys), 8): the little-endian words of each 32-byte ChaCha20 key, on ``device``."""
     words = np.frombuffer(b"".join(keys), dtype="<u4").astype(np.uint32).view(np.int32).reshape(len(keys), 8)
-    return torch.from_numpy(words).to(device)
+    on_device: Tensor = torch.from_numpy(words).to(device)
+    return on_device
 
 
-def _chacha20_add(torch, vector, keys, signs, offset: int) -> None:
+def _chacha20_add(
+    torch: ModuleType, vector: torch.Tensor, keys: Sequence[bytes], signs: Sequence[int], offset: int
+) -> None:
     """Add the signed ChaCha20 masks to a contiguous int32/int64 ``vector`` (torch ops only)."""
     device = vector.device
     words_per_element = vector.element_size() // 4
@@ -57,7 +67,7 @@ def _chacha20_add(torch, vector, keys, signs, offset: int) -> None:
                     target.sub_(part)
 
 
-def _rotl_(x, r: int, tmp) -> None:
+def _rotl_(x: torch.Tensor, r: int, tmp: torch.Tensor) -> None:
     """Rotate the 32-bit words of int32 ``x`` left by ``r``, in place.
 
     ``<<`` on int32 wraps (it shifts the bit pattern); ``>>`` is arithmetic,
@@ -71,7 +81,7 @@ def _rotl_(x, r: int, tmp) -> None:
     x.bitwise_or_(tmp)
 
 
-def _quarter_rounds(a, b, c, d, tmp) -> None:
+def _quarter_rounds(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, d: torch.Tensor, tmp: torch.Tensor) -> None:
     """RFC 8439 quarter rounds on four rows at once (each row: one word of every column)."""
     a.add_(b); d.bitwise_xor_(a); _rotl_(d, 16, tmp)  # noqa: E702
     c.add_(d); b.bitwise_xor_(c); _rotl_(b, 12, tmp)  # noqa: E702
@@ -79,7 +89,7 @@ def _quarter_rounds(a, b, c, d, tmp) -> None:
     c.add_(d); b.bitwise_xor_(c); _rotl_(b, 7, tmp)  # noqa: E702
 
 
-def _chacha20_blocks(torch, key_words, first_block: int, nb: int):
+def _chacha20_blocks(torch: ModuleType, key_words: torch.Tensor, first_block: int, nb: int) -> torch.Tensor:
     """Keystream blocks ``first_block .. first_block + nb`` for each key: int32 (keys, nb * 16).
 
     ``key_words`` is int32 (keys, 8), the little-endian words of each key; the
@@ -89,7 +99,7 @@ def _chacha20_blocks(torch, key_words, first_block: int, nb: int):
     """
     device = key_words.device
     g = key_words.shape[0]
-    state = torch.empty((4, 4, g, nb), dtype=torch.int32, device=device)
+    state: Tensor = torch.empty((4, 4, g, nb), dtype=torch.int32, device=device)
     state[0] = torch.tensor(_CHACHA_CONSTANTS, dtype=torch.int32, device=device).view(4, 1, 1)
     state[1] = key_words[:, :4].t().unsqueeze(-1)
     state[2] = key_words[:, 4:].t().unsqueeze(-1)

@@ -13,13 +13,15 @@ import operator
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, cast
 
 from ...arrays import ArrayEntry, ArraySpec
 from ._lazy import _torch, _unsigned
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
+    from torch import Tensor, dtype as TorchDtype  # for annotations inside functions, where a local named torch hides the module
 
 _FORMAT_VERSION = 1
 _EXACT_INT = 1 << 53  # float64 holds every integer of magnitude <= 2^53
@@ -110,18 +112,21 @@ class FlatSpec(ArraySpec):
             raise ValueError("numel / num_float disagree with the entries.")
 
 
-def _dtype_name(dtype) -> str:
+def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-def _dtype_from_name(torch, name: str):
+def _dtype_from_name(torch: ModuleType, name: str) -> torch.dtype:
     dtype = getattr(torch, name, None)
     if not isinstance(dtype, torch.dtype):
         raise ValueError(f"unknown torch dtype {name!r} in the spec.")
-    return dtype
+    checked: TorchDtype = dtype
+    return checked
 
 
-def flatten(tensors, *, device=None) -> tuple[torch.Tensor, FlatSpec]:
+def flatten(
+    tensors: Mapping[str, torch.Tensor] | Sequence[torch.Tensor], *, device: torch.device | str | None = None
+) -> tuple[torch.Tensor, FlatSpec]:
     """Concatenate a state_dict (or a sequence of tensors) into one 1-D float64 vector.
 
     Args:
@@ -142,6 +147,7 @@ def flatten(tensors, *, device=None) -> tuple[torch.Tensor, FlatSpec]:
         ValueError: an int64/uint64 value beyond +-2^53 (not exact in float64).
     """
     torch = _torch()
+    items: list[tuple[str | None, Tensor]]
     if isinstance(tensors, Mapping):
         items = list(tensors.items())
         for name, _ in items:
@@ -171,7 +177,7 @@ def flatten(tensors, *, device=None) -> tuple[torch.Tensor, FlatSpec]:
     floats = [(n, t) for n, t in items if t.is_floating_point()]
     others = [(n, t) for n, t in items if not t.is_floating_point()]
     offsets: dict[int, int] = {}
-    parts = []
+    parts: list[Tensor] = []
     position = 0
     for name, t in floats + others:
         flat = t.detach().reshape(-1)
@@ -180,7 +186,7 @@ def flatten(tensors, *, device=None) -> tuple[torch.Tensor, FlatSpec]:
         parts.append(flat.to(device=device, dtype=torch.float64))
         offsets[id(t)] = position
         position += flat.numel()
-    vector = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64, device=device)
+    vector: Tensor = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64, device=device)
     entries = tuple(
         TensorSpec(name=n, shape=tuple(t.shape), dtype=_dtype_name(t.dtype), device=str(t.device), offset=offsets[id(t)])
         for n, t in items
@@ -189,7 +195,7 @@ def flatten(tensors, *, device=None) -> tuple[torch.Tensor, FlatSpec]:
     return vector, FlatSpec(entries=entries, mapping=mapping, num_float=num_float, numel=position, metadata=metadata)
 
 
-def _exact_integers(torch, flat, name):
+def _exact_integers(torch: ModuleType, flat: torch.Tensor, name: str | None) -> torch.Tensor:
     """``flat`` as a tensor float64 holds exactly; ValueError for values beyond 2^53."""
     if flat.dtype in (torch.int64, *_unsigned(torch, 64)) and flat.numel():
         signed = flat.view(torch.int64)  # uint64 above 2^63 shows as negative, so it fails the test
@@ -206,7 +212,7 @@ def _exact_integers(torch, flat, name):
     return flat.view(torch.int64) if flat.dtype in _unsigned(torch, 64) else flat
 
 
-def _metadata_json(metadata) -> str | None:
+def _metadata_json(metadata: Mapping[str, object] | None) -> str | None:
     if not metadata:
         return None
     try:
@@ -215,7 +221,9 @@ def _metadata_json(metadata) -> str | None:
         return None  # not JSON-able: dropped (torch's loaders treat missing metadata as version 1)
 
 
-def unflatten(vector, spec: FlatSpec, *, device=None):
+def unflatten(
+    vector: torch.Tensor, spec: FlatSpec, *, device: torch.device | str | None = None
+) -> OrderedDict[str, torch.Tensor] | list[torch.Tensor]:
     """Rebuild the tensors of ``spec`` from a flat vector (the inverse of ``flatten``).
 
     Args:
@@ -267,7 +275,10 @@ def unflatten(vector, spec: FlatSpec, *, device=None):
         out.append(t.contiguous())
     if not spec.mapping:
         return out
-    result = OrderedDict((e.name, t) for e, t in zip(spec.entries, out))
+    # a mapping spec names every entry (FlatSpec._validate)
+    result = OrderedDict((cast(str, e.name), t) for e, t in zip(spec.entries, out))
     if spec.metadata is not None:
-        result._metadata = OrderedDict((key, value) for key, value in json.loads(spec.metadata))
+        # torch's state_dict convention: an OrderedDict carrying a _metadata attribute, which OrderedDict does not declare
+        metadata = OrderedDict((key, value) for key, value in json.loads(spec.metadata))
+        result._metadata = metadata  # type: ignore[attr-defined]
     return result

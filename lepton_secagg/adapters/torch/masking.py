@@ -8,6 +8,9 @@ ops (``chacha20.py``).
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 
 from ...hazmat import masking as _masking
@@ -15,10 +18,22 @@ from ._lazy import _torch
 from .chacha20 import _chacha20_add, _key_words
 from .ring import _ring_view, as_ring_numpy
 
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
 _ENGINES = ("auto", "torch", "kernel", "triton")
 
 
-def add_masks(tensor, keys, signs, suite: str = "chacha20", offset: int = 0, *, engine: str = "auto", threads=None):
+def add_masks(
+    tensor: torch.Tensor,
+    keys: Sequence[bytes],
+    signs: Sequence[int],
+    suite: str = "chacha20",
+    offset: int = 0,
+    *,
+    engine: str = "auto",
+    threads: int | None = None,
+) -> torch.Tensor:
     """``tensor += sign_i * PRG(keys[i])`` in place (mod 2^32 or 2^64); returns ``tensor``.
 
     Bit-identical to ``hazmat.masking.add_masks`` on the uint32 / uint64 view
@@ -71,8 +86,8 @@ def add_masks(tensor, keys, signs, suite: str = "chacha20", offset: int = 0, *, 
     if engine in ("torch", "triton") and suite != "chacha20":
         raise ValueError(f"engine={engine!r} implements chacha20 only; {suite} runs on the CPU kernel (engine='kernel').")
     engine = _choose_engine(engine, vector.device, suite)
+    kernel = _triton_kernel() if engine == "triton" else None
     if engine == "triton":
-        kernel = _triton_kernel()
         if kernel is None:
             raise ValueError("engine='triton' needs the triton package (pip install 'lepton-secagg[gpu]').")
         if vector.device.type != "cuda" and not (vector.device.type == "cpu" and kernel.interpreted()):
@@ -92,7 +107,7 @@ def add_masks(tensor, keys, signs, suite: str = "chacha20", offset: int = 0, *, 
                 vector.copy_(host)
         else:
             work = vector if vector.is_contiguous() else vector.contiguous()
-            if engine == "triton":
+            if kernel is not None:  # engine == "triton"
                 _triton_add(torch, kernel, work, keys, signs, offset)
             else:
                 _chacha20_add(torch, work, keys, signs, offset)
@@ -101,7 +116,7 @@ def add_masks(tensor, keys, signs, suite: str = "chacha20", offset: int = 0, *, 
     return tensor
 
 
-def _choose_engine(engine: str, device, suite: str) -> str:
+def _choose_engine(engine: str, device: torch.device, suite: str) -> str:
     """The engine ``"auto"`` stands for on this device and suite; any other engine as given."""
     if engine != "auto":
         return engine
@@ -111,7 +126,7 @@ def _choose_engine(engine: str, device, suite: str) -> str:
 
 
 @functools.cache
-def _triton_kernel():
+def _triton_kernel() -> ModuleType | None:
     """The Triton kernel module, imported on first use; None where triton does not import."""
     try:
         from .. import _triton_chacha20
@@ -120,7 +135,9 @@ def _triton_kernel():
     return _triton_chacha20
 
 
-def _triton_add(torch, kernel, vector, keys, signs, offset: int) -> None:
+def _triton_add(
+    torch: ModuleType, kernel: ModuleType, vector: torch.Tensor, keys: Sequence[bytes], signs: Sequence[int], offset: int
+) -> None:
     """Add the signed ChaCha20 masks to a contiguous int32/int64 ``vector`` in one Triton launch."""
     device = vector.device
     sign_masks = torch.tensor([0 if s > 0 else -1 for s in signs], dtype=vector.dtype, device=device)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from ...hazmat.quantize import Quantizer, levels as _levels
@@ -16,9 +17,12 @@ from .ring import _ring_view
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
+    from torch import Tensor  # for annotations inside functions, where a parameter named torch hides the module
 
 
-def quantize(tensor, quantizer: Quantizer, *, weight: int | None = None, generator=None) -> tuple[torch.Tensor, int]:
+def quantize(
+    tensor: torch.Tensor, quantizer: Quantizer, *, weight: int | None = None, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, int]:
     """``quantizer.encode`` on the tensor's device.
 
     Clips to [-clip, clip], rounds stochastically onto the grid (floor plus a
@@ -60,13 +64,15 @@ def quantize(tensor, quantizer: Quantizer, *, weight: int | None = None, generat
     return _quantize_with_noise(torch, x, quantizer, weight, noise)
 
 
-def _quantize_with_noise(torch, x, quantizer: Quantizer, weight, noise):
+def _quantize_with_noise(
+    torch: ModuleType, x: torch.Tensor, quantizer: Quantizer, weight: int | None, noise: torch.Tensor
+) -> tuple[torch.Tensor, int]:
     """The deterministic part of ``quantize``: ``noise`` is uniform in [0, 1), one per element.
 
     Mirrors ``hazmat.quantize.quantize`` and ``Quantizer.encode`` operation for operation.
     """
     clip = quantizer.clip
-    count = _levels(clip, quantizer.step)
+    count = _levels_of(quantizer)
     magnitude = x.abs()
     if x.numel() and not math.isfinite(float(magnitude.max())):  # max propagates NaN
         raise ValueError("values contain NaN or infinity; only finite values can be quantised.")
@@ -78,7 +84,8 @@ def _quantize_with_noise(torch, x, quantizer: Quantizer, weight, noise):
     q.clamp_(max=float(count))  # exact: a Quantizer has at most 2^53 levels
     ints = q.to(torch.int64)
     ring = torch.int32 if quantizer.bits <= 32 else torch.int64
-    if quantizer.weighted:
+    encoded: Tensor
+    if weight is not None:  # quantizer.weighted: _check_weight lets a weight through iff there is a slot for it
         # w q <= max_weight L < 2^bits; int64 wraps like uint64, and the cast to int32
         # truncates mod 2^32 like numpy's unsafe uint64 -> uint32 cast.
         encoded = torch.empty(ints.numel() + 1, dtype=ring, device=x.device)
@@ -89,7 +96,7 @@ def _quantize_with_noise(torch, x, quantizer: Quantizer, weight, noise):
     return encoded, clipped
 
 
-def dequantize(sum_tensor, quantizer: Quantizer, count: int):
+def dequantize(sum_tensor: torch.Tensor, quantizer: Quantizer, count: int) -> torch.Tensor | tuple[torch.Tensor, int]:
     """``quantizer.decode`` on a torch sum: the float64 result on the sum's device.
 
     Args:
@@ -119,21 +126,23 @@ def dequantize(sum_tensor, quantizer: Quantizer, count: int):
         raise TypeError(f"count must be an int, not {type(count).__name__}.")
     if not 1 <= count <= quantizer.num_clients:
         raise ValueError(f"count = {count} must lie in 1..num_clients = {quantizer.num_clients}.")
-    grid = 2 * quantizer.clip / _levels(quantizer.clip, quantizer.step)
+    grid = 2 * quantizer.clip / _levels_of(quantizer)
     if not quantizer.weighted:
         values = _checked_float64(torch, total, count * quantizer.levels, f"{count} clients")
         return values.mul_(grid).sub_(count * quantizer.clip)
+    max_weight = quantizer.max_weight
+    assert max_weight is not None  # quantizer.weighted
     weight = int(total[-1]) & ((1 << (8 * total.element_size())) - 1)
-    if not count <= weight <= count * quantizer.max_weight:
+    if not count <= weight <= count * max_weight:
         raise ValueError(
-            f"the weight slot holds {weight}, outside [{count}, {count * quantizer.max_weight}] for {count} clients; "
+            f"the weight slot holds {weight}, outside [{count}, {count * max_weight}] for {count} clients; "
             "the count is wrong or the sum is corrupted."
         )
     values = _checked_float64(torch, total[:-1], weight * quantizer.levels, f"a total weight of {weight}")
     return values.mul_(grid).sub_(weight * quantizer.clip).div_(weight), weight
 
 
-def _checked_float64(torch, t, bound: int, who: str):
+def _checked_float64(torch: ModuleType, t: torch.Tensor, bound: int, who: str) -> torch.Tensor:
     """The unsigned values of int32 / int64 bit patterns ``t`` as float64; ValueError above ``bound``."""
     if t.dtype == torch.int32:
         u32 = _unsigned(torch, 32) if t.device.type == "cpu" else ()  # uint32 casts: surely on the CPU only
@@ -155,19 +164,19 @@ def _checked_float64(torch, t, bound: int, who: str):
     return values
 
 
-def _unsigned_to_float64(torch, t):
+def _unsigned_to_float64(torch: ModuleType, t: torch.Tensor) -> torch.Tensor:
     """The unsigned value of each int64 bit pattern, correctly rounded to float64."""
     high = ((t >> 32) & 0xFFFFFFFF).to(torch.float64) * 4294967296.0  # exact
     return high + (t & 0xFFFFFFFF).to(torch.float64)  # one correctly rounded addition
 
 
-def _check_quantizer(quantizer) -> None:
+def _check_quantizer(quantizer: object) -> None:
     if not isinstance(quantizer, Quantizer):
         raise TypeError(f"quantizer must be a lepton_secagg.encoding.Quantizer, not {type(quantizer).__name__}.")
 
 
-def _check_weight(quantizer: Quantizer, weight) -> None:
-    if quantizer.weighted:
+def _check_weight(quantizer: Quantizer, weight: object) -> None:
+    if quantizer.max_weight is not None:  # quantizer.weighted
         if weight is None:
             raise ValueError(f"this Quantizer is weighted; pass weight= an int in 1..{quantizer.max_weight}.")
         if isinstance(weight, bool) or not isinstance(weight, int):
@@ -178,7 +187,7 @@ def _check_weight(quantizer: Quantizer, weight) -> None:
         raise ValueError("this Quantizer has no weight slot; create it with max_weight= to send weights.")
 
 
-def _check_float_vector(torch, tensor):
+def _check_float_vector(torch: ModuleType, tensor: torch.Tensor) -> torch.Tensor:
     if not torch.is_tensor(tensor):
         raise TypeError(f"values must be a torch tensor, not {type(tensor).__name__}.")
     if tensor.is_complex() or tensor.dtype == torch.bool:
@@ -191,3 +200,10 @@ def _check_float_vector(torch, tensor):
     elif x.dtype in _unsigned(torch, 16, 32):
         x = x.to(torch.int64)
     return x.to(torch.float64)
+
+
+def _levels_of(quantizer: Quantizer) -> int:
+    """``levels(clip, step)``, the largest quantised value, computed as ``Quantizer.encode`` does."""
+    step = quantizer.step
+    assert step is not None  # Quantizer.__post_init__ always sets it; None is a constructor argument only
+    return _levels(quantizer.clip, step)

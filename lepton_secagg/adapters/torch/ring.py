@@ -8,12 +8,19 @@ copying.
 """
 from __future__ import annotations
 
+from types import ModuleType
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ._lazy import _torch, _unsigned
 
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch import Tensor  # for annotations inside functions, where a parameter named torch hides the module
 
-def _ring_view(torch, tensor, what="the vector"):
+
+def _ring_view(torch: ModuleType, tensor: torch.Tensor, what: str = "the vector") -> torch.Tensor:
     """``tensor`` as int32/int64 (a view, no copy); TypeError for other dtypes."""
     if tensor.dtype in (torch.int32, torch.int64):
         return tensor
@@ -27,7 +34,7 @@ def _ring_view(torch, tensor, what="the vector"):
     )
 
 
-def as_ring_numpy(tensor) -> np.ndarray:
+def as_ring_numpy(tensor: torch.Tensor) -> np.ndarray:
     """The numpy uint32 / uint64 view of a CPU int32 / int64 (or uint32 / uint64) tensor; no copy.
 
     Writes through the view change the tensor.  TypeError for other dtypes or
@@ -39,16 +46,19 @@ def as_ring_numpy(tensor) -> np.ndarray:
     if tensor.device.type != "cpu":
         raise TypeError(f"the tensor is on {tensor.device}; move it to the CPU first (tensor.cpu()).")
     view = _ring_view(torch, tensor).detach()
-    return view.numpy().view(np.uint32 if view.dtype == torch.int32 else np.uint64)
+    array: np.ndarray = view.numpy()
+    return array.view(np.uint32 if view.dtype == torch.int32 else np.uint64)
 
 
-def as_ring_tensor(array: np.ndarray):
+def as_ring_tensor(array: np.ndarray) -> torch.Tensor:
     """The int32 / int64 torch view of a numpy uint32 / uint64 array (e.g. ``Quantizer.encode`` output); no copy."""
     torch = _torch()
     if not isinstance(array, np.ndarray):
         raise TypeError(f"expected a numpy array, not {type(array).__name__}.")
     if array.dtype == np.uint32:
-        return torch.from_numpy(array.view(np.int32))
-    if array.dtype == np.uint64:
-        return torch.from_numpy(array.view(np.int64))
-    raise TypeError(f"expected a uint32 or uint64 array, got {array.dtype}.")
+        view: Tensor = torch.from_numpy(array.view(np.int32))
+    elif array.dtype == np.uint64:
+        view = torch.from_numpy(array.view(np.int64))
+    else:
+        raise TypeError(f"expected a uint32 or uint64 array, got {array.dtype}.")
+    return view
