@@ -38,7 +38,7 @@ Arrays = Union[Sequence[np.ndarray], Mapping[str, np.ndarray]]
 #: ``plan``'s graph choices: the full graph, or SecAgg+'s sparse graph with (k, t) from the finder.
 GRAPHS = ("full", "secagg_plus")
 
-_FORMAT_VERSION = 1  # the torch adapter's FlatSpec version: the two dict formats agree
+_FORMAT_VERSION = 1  # also the torch adapter's FlatSpec version: the two dict formats agree
 _EXACT_INT = 1 << 53  # float64 holds every integer of magnitude <= 2^53
 
 

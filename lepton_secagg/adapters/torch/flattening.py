@@ -16,16 +16,12 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
 
-from ...arrays import ArrayEntry, ArraySpec
+from ...arrays import _EXACT_INT, _FORMAT_VERSION, ArrayEntry, ArraySpec
 from ._lazy import _torch, _unsigned
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
     from torch import Tensor, dtype as TorchDtype  # for annotations inside functions, where a local named torch hides the module
-
-_FORMAT_VERSION = 1
-_EXACT_INT = 1 << 53  # float64 holds every integer of magnitude <= 2^53
-
 
 @dataclass(frozen=True)
 class TensorSpec(ArrayEntry):
