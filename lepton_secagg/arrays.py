@@ -38,7 +38,7 @@ Arrays = Union[Sequence[np.ndarray], Mapping[str, np.ndarray]]
 #: ``plan``'s graph choices: the full graph, or SecAgg+'s sparse graph with (k, t) from the finder.
 GRAPHS = ("full", "secagg_plus")
 
-_FORMAT_VERSION = 1  # the torch adapter's FlatSpec version: the two dict formats agree
+_FORMAT_VERSION = 1  # also the torch adapter's FlatSpec version: the two dict formats agree
 _EXACT_INT = 1 << 53  # float64 holds every integer of magnitude <= 2^53
 
 
@@ -117,8 +117,15 @@ class ArraySpec:
         return cls.from_dict(data)
 
     def _validate(self) -> None:
+        self._validate_layout()
+        floats = sum(e.numel for e in self.entries if np.dtype(e.dtype).kind == "f")
+        if self.num_float != floats:
+            raise ValueError("numel / num_float disagree with the entries.")
+
+    def _validate_layout(self) -> None:
+        """The checks that need no dtype (shared with the torch adapter's ``FlatSpec``): names, shapes, tiling."""
         if not isinstance(self.mapping, bool):
-            raise ValueError("ArraySpec.mapping must be a bool.")
+            raise ValueError(f"{type(self).__name__}.mapping must be a bool.")
         spans = []
         for e in self.entries:
             if self.mapping != isinstance(e.name, str) or (not self.mapping and e.name is not None):
@@ -131,8 +138,7 @@ class ArraySpec:
             if start != position:
                 raise ValueError("the entries do not tile the vector.")
             position = stop
-        floats = sum(e.numel for e in self.entries if np.dtype(e.dtype).kind == "f")
-        if position != self.numel or self.num_float != floats:
+        if position != self.numel:
             raise ValueError("numel / num_float disagree with the entries.")
 
 

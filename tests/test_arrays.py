@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import lepton_secagg as ls
-from lepton_secagg.arrays import ArraySpec, flatten, plan, unflatten
+from lepton_secagg.arrays import ArrayEntry, ArraySpec, flatten, plan, unflatten
 from lepton_secagg.hazmat.quantize import bits_for_precision
 
 
@@ -103,6 +103,27 @@ def test_a_torch_state_dict_maps_onto_the_numpy_spec():
     assert ArraySpec.from_dict(t_spec.to_dict()) == n_spec
     back = unflatten(n_vector, n_spec)
     assert all(np.array_equal(back[k], v.numpy()) for k, v in state.items())
+
+
+def test_a_torch_spec_is_an_array_spec_with_a_device():
+    torch = pytest.importorskip("torch")
+    from lepton_secagg.adapters import torch as lt
+
+    _, t_spec = lt.flatten({"n": torch.zeros(1, dtype=torch.int64), "w": torch.zeros(3, 2)})
+    _, n_spec = flatten({"n": np.zeros(1, np.int64), "w": np.zeros((3, 2), np.float32)})
+    assert isinstance(t_spec, ArraySpec) and all(isinstance(e, ArrayEntry) for e in t_spec.entries)
+    layout = [(e.name, e.shape, e.dtype, e.offset) for e in t_spec.entries]
+    assert layout == [(e.name, e.shape, e.dtype, e.offset) for e in n_spec.entries] == [
+        ("n", (1,), "int64", 6),
+        ("w", (3, 2), "float32", 0),
+    ]
+    assert [e.device for e in t_spec.entries] == ["cpu", "cpu"]
+    assert plan(t_spec, num_clients=10, clip=1.0).config == plan(n_spec, num_clients=10, clip=1.0).config
+    # the layout checks are arrays.ArraySpec's, naming the class they check
+    with pytest.raises(ValueError, match="^FlatSpec.mapping must be a bool"):
+        lt.FlatSpec.from_dict({**t_spec.to_dict(), "mapping": 1})
+    with pytest.raises(ValueError, match="a mapping spec needs a str name"):
+        lt.FlatSpec.from_dict({**t_spec.to_dict(), "mapping": False})
 
 
 def test_plan_derives_a_matching_ring_and_config():

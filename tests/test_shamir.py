@@ -324,7 +324,7 @@ def test_reconstruct_many_differing_index_sets_recover_and_name_forgeries():
 
 def test_reconstruct_many_survives_index_set_hash_collisions(monkeypatch):
     # every row hashes alike: the per-set path must notice the sets differ
-    monkeypatch.setattr(shamir, "_row_hash_weights", lambda count: np.zeros(count, dtype=np.uint64))
+    monkeypatch.setattr(shamir.reconstruction, "_row_hash_weights", lambda count: np.zeros(count, dtype=np.uint64))
     secrets = [bytes([k]) * 16 for k in range(40)]
     batch = split_many(secrets, 12, 5, DeterministicRng("collide"))
     chooser = random.Random(8)
@@ -655,7 +655,7 @@ def test_reconstruct_many_robust_decodes_only_the_failing_lists(monkeypatch):
             lists[victim][k] = _corrupt(lists[victim][k], "one_limb", chooser)[0]
     calls = []
     original = shamir.reconstruct_robust
-    monkeypatch.setattr(shamir, "reconstruct_robust", lambda shares, t: calls.append(1) or original(shares, t))
+    monkeypatch.setattr(shamir.robust, "reconstruct_robust", lambda shares, t: calls.append(1) or original(shares, t))
     recovered, wrong = shamir.reconstruct_many_robust(lists, 19)
     assert recovered == secrets and len(calls) == 3
     assert [k for k, w in enumerate(wrong) if w] == [3, 30, 59] and [len(wrong[k]) for k in (3, 30, 59)] == [1, 7, 2]

@@ -38,7 +38,7 @@ def one_torch_thread():
 @pytest.fixture
 def small_chunks(monkeypatch):
     """Four blocks per torch pass, so chunk and key-group boundaries show up at small sizes."""
-    monkeypatch.setattr(lt, "CHUNK_BLOCKS", {"cpu": 4, "default": 4})
+    monkeypatch.setattr(lt.chacha20, "CHUNK_BLOCKS", {"cpu": 4, "default": 4})
 
 
 def _random_vector(rng, n, dtype):
@@ -532,7 +532,7 @@ def test_quantize_generator_reproducible_and_fresh_by_default():
 @pytest.mark.parametrize("name", sorted(QUANTIZERS))
 def test_dequantize_equals_decode(name, uint32_casts, monkeypatch):
     if not uint32_casts:  # the path for devices (and torch versions) without uint32 casts
-        monkeypatch.setattr(lt, "_unsigned", lambda torch, *bits: ())
+        monkeypatch.setattr(lt.quantization, "_unsigned", lambda torch, *bits: ())
     quantizer = QUANTIZERS[name]
     rng = np.random.default_rng(4)
     count = min(3, quantizer.num_clients)

@@ -160,7 +160,7 @@ def test_engine_triton_through_the_adapter(kernel_backend):
 
 def test_auto_engine_picks_triton_for_cuda_tensors_only(monkeypatch):
     calls = []
-    monkeypatch.setattr(lt, "_triton_add", lambda *args: calls.append(args[2].device.type))
+    monkeypatch.setattr(lt.masking, "_triton_add", lambda *args: calls.append(args[2].device.type))
     t = torch.zeros(8, dtype=torch.int32)
     lt.add_masks(t, [bytes(32)], [1])  # auto on the CPU: the C/numpy kernel, never Triton
     assert calls == [] and t.any()
@@ -170,7 +170,7 @@ def test_auto_engine_picks_triton_for_cuda_tensors_only(monkeypatch):
     assert lt._choose_engine("auto", torch.device("cuda"), "aes128ctr") == "kernel"
     assert lt._choose_engine("auto", torch.device("mps"), "chacha20") == "torch"
     assert lt._choose_engine("auto", torch.device("cpu"), "chacha20") == "kernel"
-    monkeypatch.setattr(lt, "_triton_kernel", lambda: None)  # triton not installed: the torch-ops fallback
+    monkeypatch.setattr(lt.masking, "_triton_kernel", lambda: None)  # triton not installed: the torch-ops fallback
     assert lt._choose_engine("auto", torch.device("cuda"), "chacha20") == "torch"
 
 
@@ -184,7 +184,7 @@ def test_auto_engine_picks_triton_for_cuda_tensors_only(monkeypatch):
 )
 def test_engine_triton_rejects_what_it_cannot_run(suite, patch, match, monkeypatch):
     if patch == "no triton":
-        monkeypatch.setattr(lt, "_triton_kernel", lambda: None)
+        monkeypatch.setattr(lt.masking, "_triton_kernel", lambda: None)
     elif patch == "compiled":
         monkeypatch.setattr(tc, "interpreted", lambda: False)
     key = bytes(16 if suite == "aes128ctr" else 32)

@@ -19,21 +19,25 @@ mod 2^b, written here as the composition of the kernels above.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-from ..hazmat.prg import keystream, keystream_into
+from ._keystream import keystream, keystream_into
 
 _CHUNK_BYTES = 1 << 20
 
 
-def add_masks(vector, keys, signs, suite, offset, threads):
+def add_masks(
+    vector: np.ndarray, keys: Sequence[bytes], signs: Sequence[int], suite: str, offset: int, threads: int
+) -> None:
     """In place: add (sign +1) or subtract (sign -1) each key's mask; ``threads`` is ignored."""
     itemsize = vector.itemsize
     n = vector.shape[0]
     words_per_chunk = max(1, _CHUNK_BYTES // itemsize)
     stream = np.empty(min(n, words_per_chunk), dtype=vector.dtype.newbyteorder("<"))
     zeros = bytes(stream.nbytes)
-    raw = memoryview(stream).cast("B")
+    raw = stream.data.cast("B")
     for start in range(0, n, words_per_chunk):
         stop = min(n, start + words_per_chunk)
         count = stop - start
@@ -47,7 +51,9 @@ def add_masks(vector, keys, signs, suite, offset, threads):
                 np.subtract(vector[start:stop], part, out=vector[start:stop], casting="unsafe")
 
 
-def quantize_into(values, uniforms, out, clip, scale, levels, weight):
+def quantize_into(
+    values: object, uniforms: object, out: object, clip: float, scale: float, levels: int, weight: int
+) -> int:
     """``out[i] = min(floor(s) + (uniforms[i] < s - floor(s)), levels) * weight`` (mod the out width).
 
     ``s = (clip(values[i], -clip, clip) + clip) * scale``.  ``values`` and
@@ -70,7 +76,7 @@ def quantize_into(values, uniforms, out, clip, scale, levels, weight):
     return clipped
 
 
-def pack_bits(words, bits, out):
+def pack_bits(words: object, bits: int, out: object) -> None:
     """``out`` = the elements of ``words`` at ``bits`` bits each, little-endian bit order.
 
     Bit j of the packed string is bit ``j % 8`` of byte ``j // 8``; element i
@@ -93,7 +99,7 @@ def pack_bits(words, bits, out):
         out[first : first + packed.size] = packed
 
 
-def unpack_bits(data, bits, out):
+def unpack_bits(data: object, bits: int, out: object) -> None:
     """The inverse of ``pack_bits``: ``out[i]`` = bits ``i*bits .. (i+1)*bits - 1`` of ``data``.
 
     ``data`` is a C-contiguous uint8 array of ``ceil(len(out) * bits / 8)``
@@ -110,7 +116,20 @@ def unpack_bits(data, bits, out):
         out[start : start + count] = np.bitwise_or.reduce(values, axis=1)
 
 
-def encode_masked(values, out, bits, clip, scale, levels, weight, round_key, keys, signs, suite, threads):
+def encode_masked(
+    values: object,
+    out: object,
+    bits: int,
+    clip: float,
+    scale: float,
+    levels: int,
+    weight: int,
+    round_key: bytes,
+    keys: Sequence[bytes],
+    signs: Sequence[int],
+    suite: str,
+    threads: int,
+) -> tuple[int, int]:
     """The fused client pipeline; returns ``(clipped, nonfinite)``.
 
     With ``m = len(values)`` and ``out`` holding ``n >= m`` ring words
@@ -145,7 +164,9 @@ def encode_masked(values, out, bits, clip, scale, levels, weight, round_key, key
     return clipped, nonfinite
 
 
-def _check_pack_args(words, bits, data, name, writable_words=False, writable_bytes=True):
+def _check_pack_args(
+    words: object, bits: int, data: object, name: str, writable_words: bool = False, writable_bytes: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 64:
         raise ValueError(f"bits must be an int in 1..64, got {bits!r}.")
     if not isinstance(words, np.ndarray) or words.dtype not in (np.dtype(np.uint32), np.dtype(np.uint64)):
@@ -164,7 +185,9 @@ def _check_pack_args(words, bits, data, name, writable_words=False, writable_byt
     return words, data
 
 
-def _check_quantize_args(values, uniforms, out, clip, scale, levels, weight):
+def _check_quantize_args(
+    values: object, uniforms: object, out: object, clip: float, scale: float, levels: int, weight: int
+) -> list[np.ndarray]:
     """The C kernel's argument checks (TypeError / ValueError alike); returns flat views."""
     if not isinstance(clip, float) or not isinstance(scale, float):
         raise TypeError(f"clip and scale must be floats, got {type(clip).__name__} and {type(scale).__name__}.")
@@ -200,7 +223,7 @@ def _check_quantize_args(values, uniforms, out, clip, scale, levels, weight):
 _FIELD_MODULI = {1: 2**32 * 4294967295 + 1, 2: 2**66 * 4611686018427387897 + 1}
 
 
-def _field_ints(buf, count: int, words: int, name: str, writable: bool = False) -> np.ndarray:
+def _field_ints(buf: np.ndarray, count: int, words: int, name: str, writable: bool = False) -> np.ndarray:
     """The ``count`` field elements in ``buf`` as Python ints (checked below the modulus)."""
     view = np.frombuffer(buf, dtype=np.uint64) if not writable else np.asarray(buf).reshape(-1).view(np.uint64)
     if view.size != count * words:
@@ -212,7 +235,7 @@ def _field_ints(buf, count: int, words: int, name: str, writable: bool = False) 
     return ints
 
 
-def _field_store(buf, ints: np.ndarray, words: int) -> None:
+def _field_store(buf: np.ndarray, ints: np.ndarray, words: int) -> None:
     view = np.asarray(buf).reshape(-1).view(np.uint64).reshape(-1, words)
     view[:, 0] = (ints & ((1 << 64) - 1)).astype(np.uint64)
     if words == 2:
@@ -224,7 +247,15 @@ def _field_shape(rows: int, n: int, words: int) -> None:
         raise ValueError("rows >= 0, n a power of two up to 2^30, words 1 or 2.")
 
 
-def field_transform(buf, rows: int, n: int, words: int, twiddles, pre, scale) -> None:
+def field_transform(
+    buf: np.ndarray,
+    rows: int,
+    n: int,
+    words: int,
+    twiddles: np.ndarray,
+    pre: np.ndarray | None,
+    scale: np.ndarray | None,
+) -> None:
     """In place, per row: ``a = row * pre`` (if given), bit-reverse, radix-2 DIT butterflies with
     ``twiddles[k] = w^k`` (k < n/2), then ``row = a * scale`` (if given); all mod p."""
     _field_shape(rows, n, words)
@@ -249,7 +280,7 @@ def field_transform(buf, rows: int, n: int, words: int, twiddles, pre, scale) ->
     _field_store(buf, a.reshape(-1), words)
 
 
-def field_dot(values, rows: int, n: int, words: int, weights, out) -> None:
+def field_dot(values: np.ndarray, rows: int, n: int, words: int, weights: np.ndarray, out: np.ndarray) -> None:
     """``out[r] = sum_k values[r, k] * weights[k] mod p``."""
     _field_shape(rows, n, words)
     p = _FIELD_MODULI[words]

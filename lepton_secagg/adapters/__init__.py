@@ -8,8 +8,10 @@ Importing an adapter never imports its framework: torch (and triton) are
 imported lazily, the first time a function needs them.
 """
 
+from types import ModuleType
 
-def __getattr__(name: str):
+
+def __getattr__(name: str) -> ModuleType:
     # ``ls.adapters.torch`` without an explicit import; the module itself
     # still imports torch only when one of its functions needs it.
     if name == "torch":
