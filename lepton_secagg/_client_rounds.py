@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from . import _session as S
+from .device_input import BoundDeviceInput, check_host_vector
 from .exceptions import DecryptionError, LocalProtocolError, RemoteProtocolError, SignatureError
 from .hazmat import aead, pipeline, ring, shamir
 from .hazmat.agreement import KeyPair, generate_keypair
@@ -74,6 +75,7 @@ class ClientState:
     seed: bytes | None = field(default=None, repr=False)
     input: np.ndarray | None = field(default=None, repr=False)
     float_input: FloatInput | None = field(default=None, repr=False)  # instead of input
+    device_input: BoundDeviceInput | None = field(default=None, repr=False)  # instead of input, masked where it lives
     clipped: int | None = None  # values of float_input outside [-clip, clip], once encoded
     session_id: bytes = b""
     peers: dict = field(default_factory=dict, repr=False)  # id -> KeyEntry, live at share_keys
@@ -137,7 +139,7 @@ def share_keys(ctx: ClientContext, state: ClientState, msg: ShareKeysRequest) ->
 def masked_input(ctx: ClientContext, state: ClientState, msg: MaskedInputRequest) -> tuple[ClientState, MaskedInput]:
     """Round 2: open the neighbours' boxes, then send y = x + PRG(b) + sum of signed pairwise masks."""
     cfg, me = ctx.cfg, ctx.client_id
-    if state.input is None and state.float_input is None:
+    if state.input is None and state.float_input is None and state.device_input is None:
         raise LocalProtocolError(
             "the input is not set; call set_input() or set_float_input() before answering the masked-input request.",
             round="masked_input", client_id=me,
@@ -174,11 +176,17 @@ def masked_input(ctx: ClientContext, state: ClientState, msg: MaskedInputRequest
             )
         except ValueError as exc:
             raise LocalProtocolError(f"the float input cannot be encoded: {exc}", round="masked_input", client_id=me) from None
+    elif state.device_input is not None:
+        try:
+            vector, clipped = state.device_input.masked(keys, signs)
+        except ValueError as exc:
+            raise LocalProtocolError(f"the device input cannot be masked: {exc}", round="masked_input", client_id=me) from None
+        check_host_vector(vector, cfg.vector_length, cfg.bits, "the device input's masked()")
     else:
         vector = state.input.copy()
         add_masks(vector, keys, signs, cfg.prg)
         ring.reduce(vector, cfg.bits)
-    return replace(state, shares=shares, clipped=clipped, float_input=None), MaskedInput(me, vector, cfg.bits)
+    return replace(state, shares=shares, clipped=clipped, float_input=None, device_input=None), MaskedInput(me, vector, cfg.bits)
 
 
 def consistency_check(ctx: ClientContext, state: ClientState, msg: ConsistencyCheckRequest) -> tuple[ClientState, ConsistencySignature]:
