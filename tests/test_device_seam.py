@@ -174,6 +174,13 @@ def test_bad_device_inputs_are_refused_when_set(make, error, match):
         client.set_input(make())
 
 
+def test_triton_engine_off_cuda_is_refused_when_set():
+    cfg = ls.Config(num_clients=3, vector_length=8, threshold=2, bits=32, prg="chacha20")
+    client = ls.Client(cfg, 0)
+    with pytest.raises(ValueError, match="runs on CUDA tensors.*meta"):  # not the interpreter's CPU, not CUDA
+        client.set_input(lt.device_ring_input(torch.zeros(8, dtype=torch.int32, device="meta"), engine="triton"))
+
+
 def test_unknown_engine_is_refused():
     with pytest.raises(ValueError, match="engine must be one of"):
         lt.device_ring_input(torch.zeros(3, dtype=torch.int32), engine="cuda")

@@ -64,16 +64,25 @@ def _check_engine(engine: object) -> str:
     return str(engine)
 
 
-def _masks_on_device(engine: str, device: torch.device, suite: str) -> bool:
-    """True where the masks are added on the tensor's device; ValueError for a device engine on a non-ChaCha20 suite."""
+def _masks_on_device(engine: str, tensor: torch.Tensor, suite: str) -> bool:
+    """True where the masks are added on the tensor's device.
+
+    ValueError for a device engine on a non-ChaCha20 suite, or one that cannot
+    run on this device (``"triton"`` without triton, or on a CPU tensor outside
+    the interpreter): ``add_masks`` is asked on an empty tensor of that device,
+    so the input is refused when it is set, not in the round.
+    """
     if engine in _DEVICE_ENGINES:
         if suite != "chacha20":
             raise ValueError(
                 f"engine={engine!r} masks with chacha20 only; this session's prg is {suite}: "
                 "use engine='auto' or 'kernel' (masking on the host) or a chacha20 configuration."
             )
+        import torch
+
+        _lt.add_masks(tensor.new_empty(0, dtype=torch.int32), [], [], suite, engine=engine)
         return True
-    return engine == "auto" and suite == "chacha20" and device.type != "cpu"
+    return engine == "auto" and suite == "chacha20" and tensor.device.type != "cpu"
 
 
 def _reduce(tensor: torch.Tensor, bits: int) -> None:
@@ -118,7 +127,7 @@ class DeviceRingInput:
     def bind(self, length: int, bits: int, suite: str, rng: Rng) -> _BoundRing:
         """Check the tensor against the session (dtype, length, range, engine); it needs no secret."""
         view = _ring_tensor(self.tensor, length, bits)
-        return _BoundRing(view, bits, suite, self.engine, _masks_on_device(self.engine, view.device, suite))
+        return _BoundRing(view, bits, suite, self.engine, _masks_on_device(self.engine, view, suite))
 
 
 @dataclass(frozen=True)
@@ -171,7 +180,7 @@ class DeviceFloatInput:
                 f"{values.numel()} values encode to {quantizer.encoded_length(values.numel())} elements; "
                 f"the session's vectors have {length}."
             )
-        on_device = _masks_on_device(self.engine, values.device, suite)
+        on_device = _masks_on_device(self.engine, values, suite)
         # drawn here, as Client.set_float_input draws it, so both consume the rng alike
         round_key = rng.bytes(key_size(suite))
         return _BoundFloat(values.detach(), quantizer, self.weight, bits, suite, self.engine, on_device, round_key)
