@@ -76,7 +76,7 @@ class ClientState:
     input: np.ndarray | None = field(default=None, repr=False)
     float_input: FloatInput | None = field(default=None, repr=False)  # instead of input
     device_input: BoundDeviceInput | None = field(default=None, repr=False)  # instead of input, masked where it lives
-    clipped: int | None = None  # values of float_input outside [-clip, clip], once encoded
+    clipped: int | None = None  # values of float_input (or a float device_input) outside [-clip, clip], once encoded
     session_id: bytes = b""
     peers: dict = field(default_factory=dict, repr=False)  # id -> KeyEntry, live at share_keys
     box_keys: dict = field(default_factory=dict, repr=False)  # peer -> share-box key

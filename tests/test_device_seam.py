@@ -153,7 +153,7 @@ def test_device_engine_refuses_aes(engine):
     "make, error, match",
     [
         (lambda: lt.device_ring_input(np.zeros(8, np.uint32)), TypeError, "must be a torch tensor"),
-        (lambda: lt.device_ring_input(torch.zeros(8, dtype=torch.int64)), TypeError, "needs an torch.int32"),
+        (lambda: lt.device_ring_input(torch.zeros(8, dtype=torch.int64)), TypeError, "20-bit session takes torch.int32"),
         (lambda: lt.device_ring_input(torch.zeros(8, dtype=torch.float32)), TypeError, "int32 or int64"),
         (lambda: lt.device_ring_input(torch.zeros(9, dtype=torch.int32)), ValueError, "length 8"),
         (lambda: lt.device_ring_input(torch.full((8,), 1 << 20, dtype=torch.int32)), ValueError, r">= 2\^20"),

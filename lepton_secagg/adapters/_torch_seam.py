@@ -109,7 +109,7 @@ def _ring_tensor(tensor: Any, length: int, bits: int) -> torch.Tensor:
     view: torch.Tensor = _lt._ring_view(torch, tensor, what="the device input").detach()
     want = torch.int32 if bits <= 32 else torch.int64
     if view.dtype != want:
-        raise TypeError(f"a {bits}-bit session needs an {want} (or uint{8 * want.itemsize}) ring tensor, got {tensor.dtype}.")
+        raise TypeError(f"a {bits}-bit session takes {want} ring tensors (or torch.uint{8 * want.itemsize}), got {tensor.dtype}.")
     if view.dim() != 1 or view.numel() != length:
         raise ValueError(f"the device input must be a 1-D tensor of length {length}, got shape {tuple(view.shape)}.")
     if bits < 8 * view.element_size() and view.numel() and bool((view & ~((1 << bits) - 1)).any()):
