@@ -27,6 +27,7 @@ import numpy.typing as npt
 from . import _session as S
 from ._state import Start
 from .config import Config
+from .device_input import BoundDeviceInput, check_host_vector
 from .exceptions import DecryptionError, LocalProtocolError, RemoteProtocolError, SignatureError
 from .hazmat import aead, pipeline, ring, shamir
 from .hazmat.agreement import KeyPair, generate_keypair
@@ -91,7 +92,8 @@ class ClientState:
     seed: bytes | None = field(default=None, repr=False)
     input: RingVector | None = field(default=None, repr=False)
     float_input: FloatInput | None = field(default=None, repr=False)  # instead of input
-    clipped: int | None = None  # values of float_input outside [-clip, clip], once encoded
+    device_input: BoundDeviceInput | None = field(default=None, repr=False)  # instead of input, masked where it lives
+    clipped: int | None = None  # values of float_input (or a float device_input) outside [-clip, clip], once encoded
     session_id: bytes = b""
     peers: dict[int, KeyEntry] = field(default_factory=dict, repr=False)  # id -> KeyEntry, live at share_keys
     box_keys: dict[int, bytes] = field(default_factory=dict, repr=False)  # peer -> share-box key
@@ -163,8 +165,10 @@ def share_keys(ctx: ClientContext, state: ClientState, msg: ShareKeysRequest) ->
 def masked_input(ctx: ClientContext, state: ClientState, msg: MaskedInputRequest) -> tuple[ClientState, MaskedInput]:
     """Round 2: open the neighbours' boxes, then send y = x + PRG(b) + sum of signed pairwise masks."""
     cfg, me = ctx.cfg, ctx.client_id
+    # set_input / set_float_input keep exactly one of the three set
     source = state.float_input if state.float_input is not None else state.input
-    if source is None:
+    device = state.device_input
+    if source is None and device is None:
         raise LocalProtocolError(
             "the input is not set; call set_input() or set_float_input() before answering the masked-input request.",
             round="masked_input", client_id=me,
@@ -202,11 +206,17 @@ def masked_input(ctx: ClientContext, state: ClientState, msg: MaskedInputRequest
             )
         except ValueError as exc:
             raise LocalProtocolError(f"the float input cannot be encoded: {exc}", round="masked_input", client_id=me) from None
-    else:
+    elif device is not None:
+        try:
+            vector, clipped = device.masked(keys, signs)
+        except ValueError as exc:
+            raise LocalProtocolError(f"the device input cannot be masked: {exc}", round="masked_input", client_id=me) from None
+        check_host_vector(vector, cfg.vector_length, cfg.bits, "the device input's masked()")
+    elif source is not None:
         vector = source.copy()
         add_masks(vector, keys, signs, cfg.prg)
         ring.reduce(vector, cfg.bits)
-    return replace(state, shares=shares, clipped=clipped, float_input=None, mask_keys={}), MaskedInput(me, vector, cfg.bits)
+    return replace(state, shares=shares, clipped=clipped, float_input=None, device_input=None, mask_keys={}), MaskedInput(me, vector, cfg.bits)
 
 
 def pairwise_mask_keys(ctx: ClientContext, private: bytes, peers: dict[int, KeyEntry], session: bytes) -> dict[int, bytes]:

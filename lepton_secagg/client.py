@@ -18,6 +18,7 @@ import numpy.typing as npt
 from . import _client_rounds
 from ._state import CLIENT_TRANSITIONS, Round, Start
 from .config import Config
+from .device_input import DeviceInput, check_host_vector
 from .exceptions import DecodeError, LocalProtocolError, RemoteProtocolError
 from .hazmat import pipeline, ring
 from .hazmat.agreement import KeyPair, keypair_from_private
@@ -104,6 +105,12 @@ class Client:
     def set_input(self, vector: npt.ArrayLike) -> None:
         """Set the vector to aggregate: length ``cfg.vector_length``, values in [0, 2^bits).
 
+        ``vector`` is a numpy-compatible integer vector, or a ``DeviceInput``
+        (``lepton_secagg.device_input``): an adapter's vector that is masked
+        where it lives (e.g. on a GPU) and crosses to host memory once, masked.
+        A device input is bound now: checked against the session, and any
+        secret it needs drawn from this client's rng.
+
         Raises:
             LocalProtocolError: the masked input was already sent.
             TypeError / ValueError: a bad vector.
@@ -111,8 +118,12 @@ class Client:
         if self._round not in (Round.ADVERTISE_KEYS, Round.SHARE_KEYS, Round.MASKED_INPUT):
             raise LocalProtocolError(f"the input cannot change in round {self._round.value}.", round=self._round.value, client_id=self.client_id)
         cfg = self._ctx.cfg
+        if isinstance(vector, DeviceInput):
+            bound = vector.bind(cfg.vector_length, cfg.bits, cfg.prg, self._ctx.rng)
+            self._state = replace(self._state, input=None, float_input=None, device_input=bound, clipped=None)
+            return
         vec = ring.check_vector(vector, cfg.vector_length, cfg.bits)
-        self._state = replace(self._state, input=vec, float_input=None, clipped=None)
+        self._state = replace(self._state, input=vec, float_input=None, device_input=None, clipped=None)
 
     def set_float_input(self, values: npt.ArrayLike, quantizer: Quantizer, *, weight: int | None = None) -> None:
         """Set a float update, to be quantised and masked in one pass when the masked input is due.
@@ -149,7 +160,7 @@ class Client:
                 f"the session's vectors have {cfg.vector_length}."
             )
         pending = _client_rounds.FloatInput(array, quantizer, weight, self._ctx.rng.bytes(key_size(cfg.prg)))
-        self._state = replace(self._state, input=None, float_input=pending, clipped=None)
+        self._state = replace(self._state, input=None, float_input=pending, device_input=None, clipped=None)
 
     @property
     def clipped(self) -> int | None:
@@ -199,6 +210,10 @@ class Client:
         st = self._state
         if st.float_input is not None:  # the same ring vector the fused pass would mask
             st = replace(st, input=st.float_input.quantized(self._ctx.cfg.prg))
+        elif st.device_input is not None:  # the host copy of the unmasked ring vector
+            cfg = self._ctx.cfg
+            host = check_host_vector(st.device_input.unmasked(), cfg.vector_length, cfg.bits, "unmasked()")
+            st = replace(st, input=host)
         return encode_client_state({
             "client_id": self.client_id,
             "round": self._round.value,

@@ -18,6 +18,7 @@ import numpy.typing as npt
 from ._state import Round, rounds_for
 from .client import Client
 from .config import Config
+from .device_input import DeviceInput
 from .exceptions import SecAggError
 from .hazmat.quantize import Quantizer
 from .hazmat.ring import RingVector
@@ -78,7 +79,9 @@ def simulate(
     Args:
         cfg: the configuration; in active mode without ``identities``, fresh
             identities are made (from ``seed`` when given).
-        inputs: ``num_clients`` integer vectors of length ``vector_length``.
+        inputs: ``num_clients`` integer vectors of length ``vector_length``;
+            any of them may be a ``DeviceInput`` (an adapter's tensor, e.g.
+            ``adapters.torch.device_float_input``), set with ``set_input``.
         dropouts: client id -> the round in which it stops answering
             ("advertise_keys", "share_keys", "masked_input", "consistency_check"
             (active mode only) or "unmasking").  Dropped at masked_input or
@@ -124,7 +127,7 @@ def simulate(
     clients: dict[int, Client] = {}
     for cid in range(cfg.num_clients):
         clients[cid] = Client(cfg, cid, rng=fork(f"client-{cid}"), identity=identities[cid])
-        if quantizer is None:
+        if quantizer is None or isinstance(inputs[cid], DeviceInput):
             clients[cid].set_input(inputs[cid])
         else:
             clients[cid].set_float_input(inputs[cid], quantizer, weight=None if weights is None else weights[cid])

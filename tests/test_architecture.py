@@ -17,7 +17,7 @@ LAYERS = [
     ("mpc", ["mpc/__init__.py", "mpc/errors.py", "mpc/field.py", "mpc/xof.py", "mpc/flp.py", "mpc/circuits.py",
              "mpc/l2.py", "mpc/prio3.py", "mpc/batch.py",
              "mpc/keys.py"]),
-    ("rounds", ["_state.py", "_session.py", "_client_rounds.py", "_server_rounds.py"]),
+    ("rounds", ["_state.py", "_session.py", "_client_rounds.py", "_server_rounds.py", "device_input.py"]),
     ("sessions", ["client.py", "server.py"]),
     ("transport", ["transport/", "testing.py", "_progress.py", "mpc/service.py"]),
     ("adapters", ["adapters/", "integrations/"]),

@@ -233,3 +233,4 @@ def test_gpu_check_smoke_mode_runs_on_the_cpu():
     assert set(report["keystream_gbps"]) == {"triton", "torch_ops", "c_1_thread", "c_all_threads"}
     assert all(check["ok"] for check in report["identity_checks"]) and len(report["identity_checks"]) >= 4
     assert report["end_to_end_ms"]["total"] > 0 and report["ratios"]["cpu_pipeline_over_end_to_end"] is not None
+    assert report["device_seam"]["bit_identical"] is True and report["device_seam"]["engine"] == "triton"

@@ -42,6 +42,7 @@ from ..policy import Policy
 from ..transport.client import ClientOutcome, run_session
 from ..transport.framing import StreamConnection
 from ..wire import decode, encode
+from . import device as _device
 from . import protocol as P
 from .data import load_csv
 from .model import ModelState, build_model
@@ -316,26 +317,34 @@ class Client:
         weight = weight if weight is not None else self._weights.get(id(model))
         if weight is None and self.dp is None:
             raise ValueError("no weight: call train() first or pass weight= (the number of examples).")
-        new = ModelState.from_state_dict(model.state_dict())
-        if new.structure != base.state.structure:
-            raise ValueError("the model's tensors differ in name, dtype or shape from the version it was loaded from.")
-        delta = new.float_vector() - base.state.float_vector()
+        if self.dp is None and _device.on_accelerator(model):  # the update stays on the device until masked
+            delta = _device.device_delta(model, base.state)
+            length = delta.numel()
+        else:
+            new = ModelState.from_state_dict(model.state_dict())
+            if new.structure != base.state.structure:
+                raise ValueError("the model's tensors differ in name, dtype or shape from the version it was loaded from.")
+            delta = new.float_vector() - base.state.float_vector()
+            length = delta.size
 
         async def go():
             conn, op = await self._open_phase(base.name, P.TRAIN, -1, base.version)
             if self.dp is not None:
                 return await self._send_private(conn, op, delta, drop_in)
-            if op.vector_length != delta.size + 1:
+            if op.vector_length != length + 1:
                 conn.close()
-                raise FLError(f"the phase expects vectors of {op.vector_length} elements, this model gives {delta.size + 1}.")
+                raise FLError(f"the phase expects vectors of {op.vector_length} elements, this model gives {length + 1}.")
             if weight > op.max_weight:
                 conn.close()
                 raise ValueError(f"weight {weight} exceeds the server's max_weight {op.max_weight}.")
             quantizer = P.train_quantizer(op.clip, op.bits, op.num_clients, op.max_weight)
-            vector, clipped = quantizer.encode(delta, weight=weight)
+            if isinstance(delta, np.ndarray):
+                vector, clipped = quantizer.encode(delta, weight=weight)
+            else:
+                vector, clipped = _device.device_update(delta, quantizer, weight)
             self.last_clipped = clipped
             if clipped:
-                logger.info("client %d: %d of %d update values clipped to +-%g", self.client_id, clipped, delta.size, op.clip)
+                logger.info("client %d: %d of %d update values clipped to +-%g", self.client_id, clipped, length, op.clip)
             return await self._aggregate(conn, op, vector, drop_in)
 
         outcome = self._run(go())

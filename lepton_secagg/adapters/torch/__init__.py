@@ -26,6 +26,9 @@ is cheap and works where torch is not installed.
   ``aes128ctr`` goes through the CPU kernel.
 * ``as_ring_numpy`` / ``as_ring_tensor`` (``ring.py``): int32 / int64 tensors
   as uint32 / uint64 ring vectors and back, without copying.
+* ``device_ring_input`` / ``device_float_input`` (``device.py``): a tensor as
+  a ``Client.set_input`` device input (``lepton_secagg.device_input``), masked
+  where it lives and copied to the host once (issue 13).
 * ``_lazy.py``: the lazy torch import.
 
 ``CHUNK_BLOCKS`` (``chacha20.py``) is the one dict the torch engine reads:
@@ -34,6 +37,7 @@ change its items (``CHUNK_BLOCKS["default"] = ...``) rather than rebinding it.
 from __future__ import annotations
 
 from .chacha20 import CHUNK_BLOCKS, _chacha20_blocks, _key_words, _rotl_
+from .device import DeviceFloatInput, DeviceRingInput, device_float_input, device_ring_input
 from .flattening import FlatSpec, TensorSpec, flatten, unflatten
 from .masking import _choose_engine, _triton_kernel, add_masks
 from .quantization import _quantize_with_noise, dequantize, quantize
@@ -52,4 +56,8 @@ __all__ = [
     "as_ring_numpy",
     "as_ring_tensor",
     "CHUNK_BLOCKS",
+    "device_ring_input",
+    "device_float_input",
+    "DeviceRingInput",
+    "DeviceFloatInput",
 ]
