@@ -22,8 +22,13 @@ Triton's interpreter, which is how CI checks it without a GPU.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import triton
 import triton.language as tl
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["add_masks", "interpreted", "BLOCKS", "NUM_WARPS"]
 
@@ -34,9 +39,14 @@ __all__ = ["add_masks", "interpreted", "BLOCKS", "NUM_WARPS"]
 BLOCKS = 256
 NUM_WARPS = 4
 
+# The @triton.jit functions below are Triton's language, not Python: their
+# parameters are Triton tensors typed by the JIT at launch, and Triton reads
+# parameter annotations itself (``tl.constexpr``), so they carry none, and
+# triton ships no type information: hence the per-line ignores.
+
 
 @triton.jit
-def _quarter_round(a, b, c, d):
+def _quarter_round(a, b, c, d):  # type: ignore[no-untyped-def]
     # rotations written out: x >> (32 - r) is a logical shift on uint32
     a = a + b
     d = d ^ a
@@ -54,7 +64,7 @@ def _quarter_round(a, b, c, d):
 
 
 @triton.jit
-def _interleave8(x0, x1, x2, x3, x4, x5, x6, x7):
+def _interleave8(x0, x1, x2, x3, x4, x5, x6, x7):  # type: ignore[no-untyped-def]
     # position 8 i + j of the result holds xj[i]: interleave(evens, odds), recursively
     return tl.interleave(
         tl.interleave(tl.interleave(x0, x4), tl.interleave(x2, x6)),
@@ -63,13 +73,13 @@ def _interleave8(x0, x1, x2, x3, x4, x5, x6, x7):
 
 
 @triton.jit
-def _wide(lo, hi):
+def _wide(lo, hi):  # type: ignore[no-untyped-def]
     """The uint64 element made of two little-endian keystream words."""
     return lo.to(tl.uint64) | (hi.to(tl.uint64) << 32)
 
 
-@triton.jit
-def _signed_sum(x, sign, valid, KEYS: tl.constexpr):
+@triton.jit  # type: ignore[untyped-decorator]
+def _signed_sum(x, sign, valid, KEYS: tl.constexpr):  # type: ignore[no-untyped-def]
     """Sum over the key axis of ``x`` (sign 0) or ``-x`` (sign all ones), skipping keys past the end."""
     # (x ^ sign) - sign is x for sign 0 and -x for sign all-ones: no branch on the key
     signed = (x ^ sign) - sign
@@ -78,8 +88,8 @@ def _signed_sum(x, sign, valid, KEYS: tl.constexpr):
     return tl.sum(signed, axis=0)
 
 
-@triton.jit
-def _add_masks_kernel(
+@triton.jit  # type: ignore[untyped-decorator]
+def _add_masks_kernel(  # type: ignore[no-untyped-def]
     vector_ptr,  # int32 / int64 ring elements (the bit patterns of uint32 / uint64)
     key_ptr,  # int32 (num_keys, 8): the little-endian words of each key
     sign_ptr,  # vector's dtype (num_keys,): 0 to add the mask, -1 (all ones) to subtract it
@@ -182,7 +192,8 @@ def interpreted() -> bool:
 
 
 def add_masks(
-    vector, key_words, sign_masks, offset: int, *, blocks: int = BLOCKS, keys_per_step: int = 1, num_warps: int = NUM_WARPS
+    vector: torch.Tensor, key_words: torch.Tensor, sign_masks: torch.Tensor, offset: int, *,
+    blocks: int = BLOCKS, keys_per_step: int = 1, num_warps: int = NUM_WARPS,
 ) -> None:
     """Add every key's signed ChaCha20 mask to ``vector`` in place, in one launch.
 
