@@ -34,7 +34,9 @@ $(STAMP): $(CORE) requirements-flower.txt
 
 install: $(STAMP)
 
+# mypy --strict on the package and examples/ (configured in pyproject.toml), then the suite.
 test: $(STAMP)
+	$(PY) -m mypy
 	$(PY) -m pytest -q
 
 # The whole suite once more with the C extension switched off at import.

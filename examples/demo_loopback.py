@@ -28,7 +28,7 @@ async def main(n: int, m: int) -> bool:
     await server.start()
     print(f"server on 127.0.0.1:{server.port}, {n} clients, m={m}, t={cfg.threshold}")
     clients = [run_client("127.0.0.1", server.port, cid, inputs[cid], drop_in=drops.get(cid)) for cid in range(n)]
-    result, *outcomes = await asyncio.gather(server.run(), *clients)
+    result, _ = await asyncio.gather(server.run(), asyncio.gather(*clients))
 
     for name, st in server.stats.items():
         print(f"  {name:<16} {st.seconds:7.3f}s  up {st.bytes_up:>9} B  down {st.bytes_down:>9} B  dropped {st.dropped}")

@@ -26,7 +26,8 @@ from lepton_secagg.fl.data import hospital_split, write_csv
 from lepton_secagg.fl.demo import ARCHITECTURE, SHARES, secure_feature_stats
 
 
-def hospital(address: str, name: str, train_csv: Path, val_csv: Path, rounds: int, report: dict) -> None:
+def hospital(address: str, name: str, train_csv: Path, val_csv: Path, rounds: int,
+             report: dict[str, dict[str, int | None]]) -> None:
     client = Client(server_address=address, organisation=name)
     client.evaluate(data_path=val_csv)                      # federated evaluation of the initial model
     for _ in range(rounds):
@@ -37,7 +38,7 @@ def hospital(address: str, name: str, train_csv: Path, val_csv: Path, rounds: in
     report[name] = {"client_id": client.client_id, "last_eval_version": last.version}
 
 
-def main(rounds: int, workdir: Path) -> dict:
+def main(rounds: int, workdir: Path) -> dict[str, object]:
     torch.set_num_threads(1)
     X, y = load_breast_cancer(return_X_y=True)
     rng = np.random.default_rng(0)
@@ -53,13 +54,13 @@ def main(rounds: int, workdir: Path) -> dict:
     mean, std = secure_feature_stats(arrays)
     torch.manual_seed(0)
     model = build_model(ARCHITECTURE)
-    model[0].mean.copy_(torch.tensor(mean, dtype=torch.float32))
-    model[0].std.copy_(torch.tensor(std, dtype=torch.float32))
+    model.get_buffer("0.mean").copy_(torch.tensor(mean, dtype=torch.float32))  # the Standardize layer's statistics
+    model.get_buffer("0.std").copy_(torch.tensor(std, dtype=torch.float32))
 
     server = Server("127.0.0.1", 0, model=model, name="breast-cancer", architecture=ARCHITECTURE, clients=3, rounds=rounds,
                     audit_log=workdir / "audit.jsonl", plot=workdir / "progress.png").start()
     print(f"server on {server.address}, audit key {server.public_key}")
-    report: dict = {}
+    report: dict[str, dict[str, int | None]] = {}
     threads = [threading.Thread(target=hospital, args=(server.address, f"hospital-{'abc'[h]}", *csvs[h], rounds, report))
                for h in range(3)]
     for t in threads:
@@ -71,8 +72,10 @@ def main(rounds: int, workdir: Path) -> dict:
     final.load_state_dict(result.model.state.to_state_dict())
     with torch.no_grad():
         accuracy = float((final(torch.tensor(X[test], dtype=torch.float32)).argmax(1).numpy() == y[test]).mean())
-    for h in result.history:
-        print(f"round {h['round']}: federated accuracy {h['accuracy']:.3f}, loss {h['loss']:.3f} (version {h['version']})")
+    for entry in result.history:
+        print(f"round {entry['round']}: federated accuracy {entry['accuracy']:.3f}, loss {entry['loss']:.3f} "
+              f"(version {entry['version']})")
+    assert result.audit_log is not None  # the server was given audit_log=
     audit = verify_log(result.audit_log, key=result.public_key)
     print(f"registry: {[(v['version'], v['sha256'][:12], v['contributors']) for v in result.versions]}")
     print(f"held-out accuracy of version {result.model.version}: {accuracy:.3f}; audit log {audit.entries} entries verified")

@@ -25,7 +25,7 @@ import lepton_secagg as ls
 from lepton_secagg.adapters import torch as lt
 
 
-def main(hidden: int) -> dict:
+def main(hidden: int) -> dict[str, object]:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     models = [torch.nn.Sequential(torch.nn.Linear(10, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 2)) for _ in range(3)]
@@ -40,8 +40,8 @@ def main(hidden: int) -> dict:
     k01, k02, k12 = (os.urandom(32) for _ in range(3))
     keys = {0: ([k01, k02], [1, 1]), 1: ([k01, k12], [-1, 1]), 2: ([k02, k12], [-1, -1])}
     masked = [lt.add_masks(e.clone(), *keys[i], suite="chacha20") for i, e in enumerate(encoded)]
-    plain_sum = sum(e.to(torch.int64) for e in encoded) & 0xFFFFFFFF
-    masked_sum = sum(m.to(torch.int64) for m in masked) & 0xFFFFFFFF
+    plain_sum = torch.stack([e.to(torch.int64) for e in encoded]).sum(0) & 0xFFFFFFFF
+    masked_sum = torch.stack([m.to(torch.int64) for m in masked]).sum(0) & 0xFFFFFFFF
     masks_cancel = bool(torch.equal(plain_sum, masked_sum))
     print(f"masked vectors differ from the inputs: {not torch.equal(masked[0], encoded[0])}; masks cancel in the sum: {masks_cancel}")
 

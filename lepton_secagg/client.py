@@ -102,7 +102,7 @@ class Client:
         """The round whose server message the client expects next (or a terminal state)."""
         return self._round
 
-    def set_input(self, vector: npt.ArrayLike) -> None:
+    def set_input(self, vector: npt.ArrayLike | DeviceInput) -> None:
         """Set the vector to aggregate: length ``cfg.vector_length``, values in [0, 2^bits).
 
         ``vector`` is a numpy-compatible integer vector, or a ``DeviceInput``

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
@@ -19,7 +19,7 @@ from .config import Config
 from .dp.accounting import Plan
 from .dp.mechanism import decode, encode
 from .dp.rotation import round_seed
-from .hazmat.rng import DeterministicRng, SystemRng
+from .hazmat.rng import DeterministicRng, Rng, SystemRng
 from .server import AggregationResult
 from .transport.client import run_client
 from .transport.server import AggregationServer
@@ -29,7 +29,11 @@ __all__ = ["run_dp_demo"]
 
 def run_dp_demo(*, clients: int = 20, length: int = 1000, bits: int = 16, mechanism: str = "gaussian", epsilon: float = 1.0,
                 delta: float = 1e-5, crashes: int = 2, seed: int | None = None, timeout: float = 30.0) -> dict[str, Any]:
-    """Run the demo; return its report as a dict (``ok``: the error is within twice the prediction)."""
+    """Run the demo; return its report as a dict (``ok``: the error is within twice the prediction).
+
+    The report's values are of mixed types (numbers, a list of client ids),
+    hence ``Any``: the CLI formats each one and emits the whole as JSON.
+    """
     if not 0 <= crashes <= clients - 2:
         raise ValueError(f"crashes must lie in 0..{clients - 2} (the threshold needs a majority), got {crashes}.")
     data = np.random.default_rng(seed)
@@ -38,7 +42,7 @@ def run_dp_demo(*, clients: int = 20, length: int = 1000, bits: int = 16, mechan
     enc = plan.noise_for(epsilon)
     label = b"lepton-secagg/demo/dp"
     cfg = Config(num_clients=clients, vector_length=enc.padded_length, bits=bits, session_label=label)
-    secret = SystemRng() if seed is None else DeterministicRng(seed)
+    secret: Rng = SystemRng() if seed is None else DeterministicRng(seed)
     vectors = [encode(enc, u, round_seed(label), secret)[0] for u in updates]
     crashed = {cid: "masked_input" for cid in data.choice(clients, size=crashes, replace=False).tolist()}
 
@@ -47,8 +51,8 @@ def run_dp_demo(*, clients: int = 20, length: int = 1000, bits: int = 16, mechan
         await srv.start()
         runs = [run_client("127.0.0.1", srv.port, cid, vectors[cid], drop_in=crashed.get(cid), timeout=timeout * 4)
                 for cid in range(clients)]
-        res, *_ = await asyncio.gather(srv.run(), *runs)
-        return srv, cast(AggregationResult, res)  # gather keeps the order: run()'s result comes first
+        res, _ = await asyncio.gather(srv.run(), asyncio.gather(*runs))
+        return srv, res
 
     srv, res = asyncio.run(go())
     included = list(res.included)

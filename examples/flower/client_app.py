@@ -5,8 +5,10 @@ Compared with Flower's secure-aggregation example, one line differs: the mod.
 from __future__ import annotations
 
 import numpy as np
-from flwr.client import NumPyClient
+from flwr.app import Context
+from flwr.client import Client, NumPyClient
 from flwr.clientapp import ClientApp
+from flwr.common import NDArrays, Scalar
 
 from lepton_secagg.integrations.flower import lepton_secagg_mod
 
@@ -19,7 +21,7 @@ class ToyClient(NumPyClient):
         self.num_examples = 20 + 10 * partition_id  # the weight; it travels masked, inside the vector
         self.rng = np.random.default_rng(partition_id)
 
-    def fit(self, parameters, config):
+    def fit(self, parameters: NDArrays, config: dict[str, Scalar]) -> tuple[NDArrays, int, dict[str, Scalar]]:
         # "Training": a small step towards this client's own target.
         target = [np.full(s, 0.1 * self.partition_id, dtype=np.float32) for s in SHAPES]
         updated = [p + 0.5 * (t - p) + self.rng.normal(0, 0.01, p.shape).astype(np.float32)
@@ -27,7 +29,7 @@ class ToyClient(NumPyClient):
         return updated, self.num_examples, {}
 
 
-def client_fn(context):
+def client_fn(context: Context) -> Client:
     return ToyClient(int(context.node_config["partition-id"])).to_client()
 
 

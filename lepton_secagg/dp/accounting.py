@@ -30,9 +30,11 @@ surviving noise really gives (more survivors: more noise, smaller epsilon).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 from dp_accounting.rdp.rdp_privacy_accountant import compute_epsilon
 from scipy.special import gammaln, logsumexp
 
@@ -54,47 +56,50 @@ __all__ = [
 ORDERS = tuple(range(2, 65)) + tuple(range(72, 257, 8))
 
 
-def ddg_rdp(orders, *, l2: float, l1: float, client_variance: float, clients: int, dim: int) -> np.ndarray:
+def ddg_rdp(
+    orders: Sequence[int], *, l2: float, l1: float, client_variance: float, clients: int, dim: int
+) -> npt.NDArray[np.float64]:
     """RDP of the sum of ``clients`` discrete Gaussians N_Z(0, client_variance) (DDG Proposition 14)."""
     alpha = np.asarray(orders, dtype=np.float64)
     k = np.arange(1, clients, dtype=np.float64)
     tau = 10 * float(np.exp(-2 * math.pi**2 * client_variance * k / (k + 1)).sum())
     sd = math.sqrt(clients * client_variance)
     l2s, l1s = l2 / sd, l1 / sd
-    return np.minimum.reduce([
+    curve: npt.NDArray[np.float64] = np.minimum.reduce([
         alpha * l2s**2 / 2 + tau * dim,
         alpha / 2 * (l2s**2 + 2 * l1s * tau + tau**2 * dim),
         alpha / 2 * (l2s + math.sqrt(dim) * tau) ** 2,
     ])
+    return curve
 
 
-def skellam_rdp(orders, *, l2: float, l1: float, variance: float) -> np.ndarray:
+def skellam_rdp(orders: Sequence[int], *, l2: float, l1: float, variance: float) -> npt.NDArray[np.float64]:
     """RDP of the Skellam mechanism whose noise has ``variance`` per coordinate (Skellam Theorem 3.5)."""
     alpha = np.asarray(orders, dtype=np.float64)
     mu = variance
     return alpha * l2**2 / (2 * mu) + np.minimum(((2 * alpha - 1) * l2**2 + 6 * l1) / (4 * mu**2), 3 * l1 / (2 * mu))
 
 
-def subsampled_rdp(orders, rdp, q: float) -> np.ndarray:
+def subsampled_rdp(orders: Sequence[int], rdp: npt.ArrayLike, q: float) -> npt.NDArray[np.float64]:
     """The RDP after Poisson sampling with rate q of a mechanism with curve ``rdp`` (Zhu and Wang 2019, Thm 6).
 
     ``orders`` must be integers >= 2 and ``rdp`` its values at every integer
     order in 2..max(orders) reachable from ``orders`` (pass the full ladder).
     """
-    orders = [int(a) for a in orders]
-    curve = dict(zip(orders, np.asarray(rdp, dtype=np.float64)))
+    ints = [int(a) for a in orders]
+    curve = dict(zip(ints, np.asarray(rdp, dtype=np.float64)))
     if q == 1:
-        return np.array([curve[a] for a in orders])
+        return np.array([curve[a] for a in ints])
     if not 0 < q < 1:
         raise ValueError(f"the sampling rate must lie in (0, 1], got {q}.")
     lq, l1q = math.log(q), math.log1p(-q)
-    ladder = np.arange(2, max(orders) + 1)
+    ladder = np.arange(2, max(ints) + 1)
     missing = [int(j) for j in ladder if int(j) not in curve]
     if missing:
-        raise ValueError(f"subsampled_rdp needs the curve at every integer order up to {max(orders)}; {missing[0]} is missing.")
+        raise ValueError(f"subsampled_rdp needs the curve at every integer order up to {max(ints)}; {missing[0]} is missing.")
     eps = np.array([curve[int(j)] for j in ladder])
     out = []
-    for a in orders:
+    for a in ints:
         j, e = ladder[: a - 1], eps[: a - 1]
         log_binom = gammaln(a + 1) - gammaln(j + 1) - gammaln(a - j + 1)
         factor = np.where(j == 2, 0.0, math.log(3))
@@ -104,11 +109,13 @@ def subsampled_rdp(orders, rdp, q: float) -> np.ndarray:
     return np.array(out)
 
 
-def _ladder(orders) -> list[int]:
+def _ladder(orders: Sequence[int]) -> list[int]:
     return list(range(2, max(int(a) for a in orders) + 1))
 
 
-def round_rdp(enc: DdpEncoding, included: int, orders=ORDERS, sampling_rate: float = 1.0) -> np.ndarray:
+def round_rdp(
+    enc: DdpEncoding, included: int, orders: Sequence[int] = ORDERS, sampling_rate: float = 1.0
+) -> npt.NDArray[np.float64]:
     """The RDP curve of one round of ``enc`` whose sum holds ``included`` clients' noise."""
     if isinstance(included, bool) or not isinstance(included, int) or included < 1:
         raise ValueError(f"included must be a positive int, got {included!r}.")
@@ -125,7 +132,7 @@ def round_rdp(enc: DdpEncoding, included: int, orders=ORDERS, sampling_rate: flo
     return np.array([full[index[int(a)]] for a in orders])
 
 
-def epsilon_from_rdp(rdp, delta: float, orders=ORDERS) -> float:
+def epsilon_from_rdp(rdp: Sequence[float] | npt.NDArray[np.float64], delta: float, orders: Sequence[int] = ORDERS) -> float:
     """(epsilon, delta) from an RDP curve, by ``dp_accounting``'s conversion."""
     if not 0 < delta < 1:
         raise ValueError(f"delta must lie in (0, 1), got {delta}.")
@@ -144,8 +151,8 @@ class Accountant:
 
     delta: float
     sampling_rate: float = 1.0
-    rounds: list = field(default_factory=list)
-    _rdp: np.ndarray = field(default_factory=lambda: np.zeros(len(ORDERS)), repr=False)
+    rounds: list[tuple[str, int, int, float, float]] = field(default_factory=list)
+    _rdp: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(len(ORDERS)), repr=False)
 
     def record(self, enc: DdpEncoding, included: int) -> float:
         """Add one round whose sum held ``included`` clients; return epsilon so far."""
@@ -191,7 +198,7 @@ class Plan:
     k_stddevs: float = 3.0
     beta: float = DEFAULT_BETA
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or self.rounds < 1:
             raise ValueError(f"rounds must be a positive int, got {self.rounds!r}.")
         if not 0 < self.sampling_rate <= 1:

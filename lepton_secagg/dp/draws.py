@@ -22,6 +22,9 @@ the reference.  Only integer arithmetic is used, no float anywhere.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
+
+from ..hazmat.rng import Rng
 
 __all__ = [
     "uniform_below_int",
@@ -38,7 +41,7 @@ _TWO64 = 1 << 64
 _ARRAY_DEN_LIMIT = 1 << 56
 
 
-def uniform_below_int(rng, bound: int) -> int:
+def uniform_below_int(rng: Rng, bound: int) -> int:
     """A uniform integer in [0, bound), any bound >= 1."""
     if bound < 1:
         raise ValueError(f"bound must be >= 1, got {bound}.")
@@ -51,19 +54,19 @@ def uniform_below_int(rng, bound: int) -> int:
             return r % bound
 
 
-def bernoulli_int(rng, num: int, den: int) -> bool:
+def bernoulli_int(rng: Rng, num: int, den: int) -> bool:
     """True with probability num/den (0 <= num <= den)."""
     return uniform_below_int(rng, den) < num
 
 
-def _bernoulli_exp_le1_int(rng, num: int, den: int, k: int = 1) -> bool:
+def _bernoulli_exp_le1_int(rng: Rng, num: int, den: int, k: int = 1) -> bool:
     """exp(-num/den) for num <= den, continuing the k-loop from ``k``."""
     while bernoulli_int(rng, num, den * k):
         k += 1
     return k % 2 == 1
 
 
-def bernoulli_exp_int(rng, num: int, den: int) -> bool:
+def bernoulli_exp_int(rng: Rng, num: int, den: int) -> bool:
     """True with probability exp(-num/den), for integers num >= 0, den >= 1."""
     if num < 0 or den < 1:
         raise ValueError(f"exp(-num/den) needs num >= 0 and den >= 1, got {num}/{den}.")
@@ -74,20 +77,20 @@ def bernoulli_exp_int(rng, num: int, den: int) -> bool:
     return _bernoulli_exp_le1_int(rng, frac, den)
 
 
-def _u64(values) -> np.ndarray:
+def _u64(values: npt.ArrayLike) -> npt.NDArray[np.uint64]:
     return np.ascontiguousarray(values, dtype=np.uint64)
 
 
-def uniform_below(rng, bounds) -> np.ndarray:
+def uniform_below(rng: Rng, bounds: npt.ArrayLike) -> npt.NDArray[np.uint64]:
     """Uniform integers in [0, bounds[i]) for a uint64 array of bounds >= 1."""
-    bounds = _u64(bounds)
-    if bounds.size and int(bounds.min()) < 1:
+    bound_array = _u64(bounds)
+    if bound_array.size and int(bound_array.min()) < 1:
         raise ValueError("every bound must be >= 1.")
-    out = np.empty_like(bounds)
-    todo = np.arange(bounds.size)
+    out = np.empty_like(bound_array)
+    todo = np.arange(bound_array.size)
     while todo.size:
         r = np.frombuffer(rng.bytes(8 * todo.size), dtype="<u8").astype(np.uint64)
-        b = bounds[todo]
+        b = bound_array[todo]
         floor = (np.uint64(0) - b) % b  # (2^64 - b) mod b == 2^64 mod b
         ok = r >= floor
         out[todo[ok]] = r[ok] % b[ok]
@@ -95,12 +98,12 @@ def uniform_below(rng, bounds) -> np.ndarray:
     return out
 
 
-def bernoulli(rng, num, den) -> np.ndarray:
+def bernoulli(rng: Rng, num: npt.ArrayLike, den: npt.ArrayLike) -> npt.NDArray[np.bool_]:
     """Element-wise True with probability num[i]/den[i] (uint64 arrays, num <= den)."""
     return uniform_below(rng, den) < _u64(num)
 
 
-def _bernoulli_exp_le1(rng, num: np.ndarray, den: np.ndarray) -> np.ndarray:
+def _bernoulli_exp_le1(rng: Rng, num: npt.NDArray[np.uint64], den: npt.NDArray[np.uint64]) -> npt.NDArray[np.bool_]:
     """Element-wise exp(-num/den) for num <= den <= 2^44."""
     k = np.ones(num.shape, dtype=np.uint64)
     alive = np.arange(num.size)
@@ -112,26 +115,27 @@ def _bernoulli_exp_le1(rng, num: np.ndarray, den: np.ndarray) -> np.ndarray:
         hit = bernoulli(rng, num[alive], den[alive] * k[alive])
         k[alive[hit]] += np.uint64(1)
         alive = alive[hit]
-    return k % np.uint64(2) == np.uint64(1)
+    odd: npt.NDArray[np.bool_] = k % np.uint64(2) == np.uint64(1)
+    return odd
 
 
-def bernoulli_exp(rng, num, den) -> np.ndarray:
+def bernoulli_exp(rng: Rng, num: npt.ArrayLike, den: npt.ArrayLike) -> npt.NDArray[np.bool_]:
     """Element-wise True with probability exp(-num[i]/den[i]).
 
     ``num`` and ``den`` are non-negative integer arrays (den >= 1); elements
     with den above 2^56 go through ``bernoulli_exp_int``.
     """
-    num, den = _u64(num), _u64(den)
-    if num.shape != den.shape:
+    num_a, den_a = _u64(num), _u64(den)
+    if num_a.shape != den_a.shape:
         raise ValueError("num and den must have the same shape.")
-    if den.size and int(den.min()) < 1:
+    if den_a.size and int(den_a.min()) < 1:
         raise ValueError("every den must be >= 1.")
-    result = np.ones(num.shape, dtype=bool)
-    big = den > np.uint64(_ARRAY_DEN_LIMIT)
+    result = np.ones(num_a.shape, dtype=bool)
+    big = den_a > np.uint64(_ARRAY_DEN_LIMIT)
     for i in np.flatnonzero(big):
-        result[i] = bernoulli_exp_int(rng, int(num[i]), int(den[i]))
+        result[i] = bernoulli_exp_int(rng, int(num_a[i]), int(den_a[i]))
     small = np.flatnonzero(~big)
-    whole, frac = num[small] // den[small], num[small] % den[small]
+    whole, frac = num_a[small] // den_a[small], num_a[small] % den_a[small]
     # floor(gamma) successes of exp(-1) first: stop an element at its first failure.
     done = np.zeros(small.size, dtype=np.uint64)
     alive = np.flatnonzero(whole > 0)
@@ -141,5 +145,5 @@ def bernoulli_exp(rng, num, den) -> np.ndarray:
         done[alive] += np.uint64(1)
         alive = alive[ok & (done[alive] < whole[alive])]
     left = np.flatnonzero(result[small])
-    result[small[left]] = _bernoulli_exp_le1(rng, frac[left], den[small[left]])
+    result[small[left]] = _bernoulli_exp_le1(rng, frac[left], den_a[small[left]])
     return result

@@ -29,8 +29,10 @@ from fractions import Fraction
 from functools import lru_cache
 
 import numpy as np
+import numpy.typing as npt
 from scipy.special import gammaln
 
+from ..hazmat.rng import Rng
 from .draws import uniform_below
 
 __all__ = ["poisson_large"]
@@ -71,7 +73,7 @@ class _Envelope:
         return right_ok and left_ok
 
 
-def _geometric_half(rng, n: int) -> np.ndarray:
+def _geometric_half(rng: Rng, n: int) -> npt.NDArray[np.int64]:
     """n draws of G with P(G = g) = 2^-(g+1): the number of leading one bits."""
     out = np.zeros(n, dtype=np.int64)
     alive = np.arange(n)
@@ -87,7 +89,7 @@ def _geometric_half(rng, n: int) -> np.ndarray:
     return out
 
 
-def _exact_accept(rng, u: int, a: Fraction) -> bool:
+def _exact_accept(rng: Rng, u: int, a: Fraction) -> bool:
     """Whether U < a for U uniform in [u, u + 1) / 2^53, extending U with fresh bits until decided."""
     num, den = a.numerator, a.denominator
     r, bits = u, 53
@@ -105,7 +107,7 @@ def _envelope(lam: Fraction) -> _Envelope:
     return _Envelope(lam)
 
 
-def poisson_large(rng, lam: Fraction, size: int) -> np.ndarray:
+def poisson_large(rng: Rng, lam: Fraction, size: int) -> npt.NDArray[np.int64]:
     """``size`` exact Poisson(lam) draws (lam a Fraction, best for lam >= 64) as int64."""
     env = _envelope(lam)
     c, s = env.c, env.width

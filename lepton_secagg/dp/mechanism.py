@@ -31,10 +31,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ..hazmat.ring import dtype_for, modulus_mask
+from ..hazmat.rng import Rng
 from . import samplers
 from .rotation import padded_length, rotate, unrotate
 from .rounding import conditional_round, rounded_l2_bound
@@ -78,7 +81,7 @@ class DdpEncoding:
     noise: Fraction
     beta: float = DEFAULT_BETA
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.mechanism not in MECHANISMS:
             raise ValueError(f"mechanism must be one of {MECHANISMS}, got {self.mechanism!r}.")
         padded_length(self.length)
@@ -160,7 +163,9 @@ class DdpEncoding:
         return cls(mechanism, length, bits, float(clip), low, _round_noise_up(noise_for(low)), beta)
 
 
-def encode(enc: DdpEncoding, values, seed: bytes, rng) -> tuple[np.ndarray, bool]:
+def encode(
+    enc: DdpEncoding, values: npt.ArrayLike, seed: bytes, rng: Rng
+) -> tuple[npt.NDArray[np.unsignedinteger[Any]], bool]:
     """One client's ring vector (length ``enc.padded_length``) and whether its update was clipped.
 
     Args:
@@ -188,7 +193,7 @@ def encode(enc: DdpEncoding, values, seed: bytes, rng) -> tuple[np.ndarray, bool
     return ring.astype(dtype_for(enc.bits)), clipped
 
 
-def decode(enc: DdpEncoding, total, seed: bytes) -> np.ndarray:
+def decode(enc: DdpEncoding, total: npt.ArrayLike, seed: bytes) -> npt.NDArray[np.float64]:
     """The float sum of the clipped updates (plus noise) from the ring sum of the clients' vectors."""
     ring = np.asarray(total)
     if ring.shape != (enc.padded_length,):

@@ -19,6 +19,7 @@ import hashlib
 import math
 
 import numpy as np
+import numpy.typing as npt
 
 from ..hazmat.prg import derive_prg_key, keystream
 
@@ -41,15 +42,15 @@ def padded_length(length: int) -> int:
     return 1 << (length - 1).bit_length()
 
 
-def rotation_signs(seed: bytes, length: int) -> np.ndarray:
+def rotation_signs(seed: bytes, length: int) -> npt.NDArray[np.float64]:
     """``length`` signs (+1.0 / -1.0) from the public round seed (32 bytes)."""
     key = derive_prg_key(seed, _SUITE, "dp-rotation")
     raw = np.frombuffer(keystream(_SUITE, key, (length + 7) // 8), dtype=np.uint8)
     bits = np.unpackbits(raw, bitorder="little")[:length]
-    return 1.0 - 2.0 * bits
+    return (1.0 - 2.0 * bits).astype(np.float64, copy=False)
 
 
-def fwht(values: np.ndarray) -> np.ndarray:
+def fwht(values: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """The unnormalised Walsh-Hadamard transform along the last axis (length a power of two)."""
     a = np.array(values, dtype=np.float64)
     d = a.shape[-1]
@@ -65,7 +66,7 @@ def fwht(values: np.ndarray) -> np.ndarray:
     return a
 
 
-def rotate(values, seed: bytes) -> np.ndarray:
+def rotate(values: npt.ArrayLike, seed: bytes) -> npt.NDArray[np.float64]:
     """H D x / sqrt(d) of ``values`` zero-padded to d = padded_length(len(values))."""
     x = np.asarray(values, dtype=np.float64)
     d = padded_length(x.shape[-1])
@@ -74,7 +75,7 @@ def rotate(values, seed: bytes) -> np.ndarray:
     return fwht(padded * rotation_signs(seed, d)) / math.sqrt(d)
 
 
-def unrotate(values, seed: bytes, length: int) -> np.ndarray:
+def unrotate(values: npt.ArrayLike, seed: bytes, length: int) -> npt.NDArray[np.float64]:
     """The inverse of ``rotate``: D H y / sqrt(d), cut back to ``length`` coordinates."""
     y = np.asarray(values, dtype=np.float64)
     d = y.shape[-1]

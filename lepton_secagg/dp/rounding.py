@@ -19,8 +19,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import numpy.typing as npt
 
 from ..exceptions import SecAggError
+from ..hazmat.rng import Rng
 
 __all__ = ["rounded_l2_bound", "rounded_l1_bound", "randomized_round", "conditional_round"]
 
@@ -47,7 +49,7 @@ def rounded_l1_bound(l2_rounded: float, dim: int) -> float:
     return l2_rounded * min(math.sqrt(dim), l2_rounded)
 
 
-def randomized_round(values: np.ndarray, rng) -> np.ndarray:
+def randomized_round(values: npt.ArrayLike, rng: Rng) -> npt.NDArray[np.int64]:
     """Unbiased rounding of ``values`` to int64, each coordinate up with its fractional part."""
     y = np.asarray(values, dtype=np.float64)
     low = np.floor(y)
@@ -57,7 +59,7 @@ def randomized_round(values: np.ndarray, rng) -> np.ndarray:
     return low.astype(np.int64) + up.reshape(y.shape)
 
 
-def conditional_round(values: np.ndarray, bound: float, rng) -> np.ndarray:
+def conditional_round(values: npt.ArrayLike, bound: float, rng: Rng) -> npt.NDArray[np.int64]:
     """Randomized rounding re-drawn until the rounded vector's L2 norm is <= ``bound``.
 
     Raises:

@@ -32,9 +32,12 @@ from __future__ import annotations
 
 from fractions import Fraction
 from math import factorial, isqrt
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
+from ..hazmat.rng import Rng
 from .large_poisson import poisson_large
 from .draws import (
     bernoulli,
@@ -61,7 +64,7 @@ _ACCEPT_NUM = np.array([1] + [1 << (k - 1) for k in range(1, _MAX_ARRAY_FACTORIA
 _ACCEPT_DEN = np.array([2] + [factorial(k) for k in range(1, _MAX_ARRAY_FACTORIAL + 1)], dtype=np.uint64)
 
 
-def as_rational(value, name: str = "sigma2") -> Fraction:
+def as_rational(value: int | Fraction, name: str = "sigma2") -> Fraction:
     """``value`` as a positive Fraction; floats are refused (their exact binary form is unwieldy).
 
     Raises:
@@ -70,13 +73,13 @@ def as_rational(value, name: str = "sigma2") -> Fraction:
     """
     if isinstance(value, bool) or not isinstance(value, (int, Fraction)):
         raise TypeError(f"{name} must be an int or a fractions.Fraction, not {type(value).__name__}.")
-    value = Fraction(value)
-    if value <= 0:
-        raise ValueError(f"{name} must be > 0, got {value}.")
-    return value
+    rational = Fraction(value)
+    if rational <= 0:
+        raise ValueError(f"{name} must be > 0, got {rational}.")
+    return rational
 
 
-def _size(size) -> int:
+def _size(size: int | np.integer[Any]) -> int:
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 0:
         raise ValueError(f"size must be a non-negative int, got {size!r}.")
     return int(size)
@@ -85,7 +88,7 @@ def _size(size) -> int:
 # -- discrete Gaussian ---------------------------------------------------------
 
 
-def _discrete_laplace_int(rng, t: int) -> int:
+def _discrete_laplace_int(rng: Rng, t: int) -> int:
     while True:
         u = uniform_below_int(rng, t)
         if not bernoulli_exp_int(rng, u, t):
@@ -100,10 +103,10 @@ def _discrete_laplace_int(rng, t: int) -> int:
         return -x if negative else x
 
 
-def discrete_gaussian_int(rng, sigma2) -> int:
+def discrete_gaussian_int(rng: Rng, sigma2: int | Fraction) -> int:
     """One draw of N_Z(0, sigma2) (the reference: Python ints, any sigma2 = num/den)."""
-    sigma2 = as_rational(sigma2)
-    num, den = sigma2.numerator, sigma2.denominator
+    variance = as_rational(sigma2)
+    num, den = variance.numerator, variance.denominator
     t = isqrt(num // den) + 1
     while True:
         y = _discrete_laplace_int(rng, t)
@@ -111,7 +114,7 @@ def discrete_gaussian_int(rng, sigma2) -> int:
             return y
 
 
-def _count_exp1_successes(rng, n: int) -> np.ndarray:
+def _count_exp1_successes(rng: Rng, n: int) -> npt.NDArray[np.uint64]:
     """For each of n elements, the number of exp(-1) successes before the first failure."""
     count = np.zeros(n, dtype=np.uint64)
     alive = np.arange(n)
@@ -123,7 +126,7 @@ def _count_exp1_successes(rng, n: int) -> np.ndarray:
     return count
 
 
-def _discrete_laplace(rng, t: int, n: int) -> np.ndarray:
+def _discrete_laplace(rng: Rng, t: int, n: int) -> npt.NDArray[np.int64]:
     out = np.empty(n, dtype=np.int64)
     todo = np.arange(n)
     tt = np.full(n, t, dtype=np.uint64)
@@ -143,7 +146,7 @@ def _discrete_laplace(rng, t: int, n: int) -> np.ndarray:
     return out
 
 
-def discrete_gaussian(rng, sigma2, size) -> np.ndarray:
+def discrete_gaussian(rng: Rng, sigma2: int | Fraction, size: int) -> npt.NDArray[np.int64]:
     """``size`` independent draws of N_Z(0, sigma2) as an int64 array.
 
     Args:
@@ -151,12 +154,12 @@ def discrete_gaussian(rng, sigma2, size) -> np.ndarray:
         sigma2: the variance parameter, an int or Fraction > 0.
         size: how many draws.
     """
-    sigma2, n = as_rational(sigma2), _size(size)
-    num, den = sigma2.numerator, sigma2.denominator
+    variance, n = as_rational(sigma2), _size(size)
+    num, den = variance.numerator, variance.denominator
     t = isqrt(num // den) + 1
     b = 2 * num * den * t * t
     if b >= 1 << 63:
-        return np.array([discrete_gaussian_int(rng, sigma2) for _ in range(n)], dtype=np.int64)
+        return np.array([discrete_gaussian_int(rng, variance) for _ in range(n)], dtype=np.int64)
     # |Y| den t - num fits comfortably when |Y| < limit; a larger |Y| (far tail) uses Python ints.
     limit = ((1 << 31) - 1) // (den * t)
     out = np.empty(n, dtype=np.int64)
@@ -178,7 +181,7 @@ def discrete_gaussian(rng, sigma2, size) -> np.ndarray:
 # -- Poisson and Skellam --------------------------------------------------------
 
 
-def _poisson_part_int(rng, num: int, den: int) -> int:
+def _poisson_part_int(rng: Rng, num: int, den: int) -> int:
     """One Poisson(num/den) draw for num/den <= 1 (geometric proposal, rational acceptance)."""
     while True:
         k = 0
@@ -198,13 +201,13 @@ def _parts(lam: Fraction) -> tuple[int, int, int]:
     return n, part.numerator, part.denominator
 
 
-def poisson_int(rng, lam) -> int:
+def poisson_int(rng: Rng, lam: int | Fraction) -> int:
     """One Poisson(lam) draw for a rational lam > 0 (the reference, Python ints)."""
     n, num, den = _parts(as_rational(lam, "lam"))
     return sum(_poisson_part_int(rng, num, den) for _ in range(n))
 
 
-def _poisson_part(rng, num: int, den: int, m: int) -> np.ndarray:
+def _poisson_part(rng: Rng, num: int, den: int, m: int) -> npt.NDArray[np.int64]:
     out = np.empty(m, dtype=np.int64)
     todo = np.arange(m)
     r_num, r_den = np.full(m, num, np.uint64), np.full(m, 2 * den, np.uint64)
@@ -226,16 +229,16 @@ def _poisson_part(rng, num: int, den: int, m: int) -> np.ndarray:
     return out
 
 
-def poisson(rng, lam, size, *, block: int = 1 << 20) -> np.ndarray:
+def poisson(rng: Rng, lam: int | Fraction, size: int, *, block: int = 1 << 20) -> npt.NDArray[np.int64]:
     """``size`` independent Poisson(lam) draws (rational lam > 0) as an int64 array.
 
     Up to lam = 64, work and memory grow with lam * size (``block`` caps the
     elements drawn at once); above, each draw costs a constant expected time.
     """
-    lam, m = as_rational(lam, "lam"), _size(size)
-    if lam > _LARGE_MEAN:
-        return poisson_large(rng, lam, m)
-    n_parts, num, den = _parts(lam)
+    mean, m = as_rational(lam, "lam"), _size(size)
+    if mean > _LARGE_MEAN:
+        return poisson_large(rng, mean, m)
+    n_parts, num, den = _parts(mean)
     total = np.zeros(m, dtype=np.int64)
     per_block = max(1, block // max(m, 1))
     done = 0
@@ -246,6 +249,6 @@ def poisson(rng, lam, size, *, block: int = 1 << 20) -> np.ndarray:
     return total
 
 
-def skellam(rng, mu, size) -> np.ndarray:
+def skellam(rng: Rng, mu: int | Fraction, size: int) -> npt.NDArray[np.int64]:
     """``size`` independent Skellam(mu) draws: Poisson(mu) - Poisson(mu), variance 2 mu."""
     return poisson(rng, mu, size) - poisson(rng, mu, size)

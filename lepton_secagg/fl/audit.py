@@ -26,6 +26,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..exceptions import SignatureError
 from ..hazmat.sign import Identity, verify
@@ -46,7 +47,7 @@ class AuditError(ValueError):
     """The log does not verify; the message says which line and why."""
 
 
-def _canonical(obj) -> bytes:
+def _canonical(obj: object) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode()
 
 
@@ -67,9 +68,10 @@ class AuditLog:
         """SHA-256 (hex) of the last line written: pin it to detect truncation later."""
         return self._prev
 
-    def append(self, event: str, data: dict) -> dict:
+    def append(self, event: str, data: dict[str, Any]) -> dict[str, Any]:
+        """Sign and write one entry; ``data`` is any JSON object (the event's fields)."""
         with self._lock:
-            entry = {"event": event, "data": data, "prev": self._prev, "seq": self._seq,
+            entry: dict[str, Any] = {"event": event, "data": data, "prev": self._prev, "seq": self._seq,
                      "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
             entry["sig"] = self.identity.sign(AUDIT_LABEL + _canonical(entry)).hex()
             line = _canonical(entry)
@@ -89,7 +91,7 @@ class AuditResult:
     pinned: bool  # the key was given by the caller, not read from the log
 
 
-def _parse_key(key, *, canonical: bool = False) -> bytes:
+def _parse_key(key: bytes | bytearray | str | Path, *, canonical: bool = False) -> bytes:
     """A verify key from bytes, hex or a file of hex; ``canonical`` (a key inside the log) takes lower-case hex only."""
     if isinstance(key, (bytes, bytearray)) and len(key) == 32 and not canonical:
         return bytes(key)
@@ -102,7 +104,7 @@ def _parse_key(key, *, canonical: bool = False) -> bytes:
     return bytes.fromhex(text)
 
 
-def verify_log(path: str | Path, key=None) -> AuditResult:
+def verify_log(path: str | Path, key: bytes | bytearray | str | Path | None = None) -> AuditResult:
     """Check every line's form, sequence number, chain link and signature.
 
     Args:
@@ -114,7 +116,7 @@ def verify_log(path: str | Path, key=None) -> AuditResult:
         AuditError: the first problem found, naming the line.
     """
     pinned = key is not None
-    vk = _parse_key(key) if pinned else None
+    vk = _parse_key(key) if key is not None else b""  # unpinned: line 1 (always checked first) sets it
     raw = Path(path).read_bytes()
     if not raw:
         raise AuditError("the log is empty.")

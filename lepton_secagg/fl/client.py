@@ -29,14 +29,19 @@ import copy
 import dataclasses
 import logging
 import ssl as _ssl
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
 from ..dp import mechanism as _ddp
+from ..device_input import DeviceInput
 from ..dp.rotation import round_seed
 from ..exceptions import ConfigRefused, SecAggError
-from ..hazmat.rng import resolve
+from ..hazmat.rng import Rng, resolve
 from ..messages import Abort, Hello, ModelReply, ModelRequest, PhaseOpen, PhaseRequest, Welcome
 from ..policy import Policy
 from ..transport.client import ClientOutcome, run_session
@@ -46,6 +51,13 @@ from . import device as _device
 from . import protocol as P
 from .data import load_csv
 from .model import ModelState, build_model
+
+if TYPE_CHECKING:  # torch stays a lazy import at run time
+    import torch
+
+_T = TypeVar("_T")
+#: Local data: the features X and the labels y.
+Data = tuple[npt.ArrayLike, npt.ArrayLike]
 
 __all__ = ["Client", "FLError", "EvalReport", "LoadedModel", "train_model", "evaluate_model"]
 
@@ -58,15 +70,24 @@ class FLError(SecAggError):
     """The FL server refused a request (its ``Abort`` reason is the message) or answered nonsense."""
 
 
-def train_model(model, X, y, *, epochs: int = 1, lr: float = 0.05, batch_size: int = 32, momentum: float = 0.9,
+def _local_data(data_path: str | Path | None, data: Data | None, label: str) -> Data:
+    """``data`` if given, else ``(X, y)`` read from the CSV at ``data_path``."""
+    if data is not None:
+        return data
+    if data_path is None:
+        raise TypeError("pass data_path (a CSV file) or data=(X, y).")
+    return load_csv(data_path, label)
+
+
+def train_model(model: torch.nn.Module, X: npt.ArrayLike, y: npt.ArrayLike, *, epochs: int = 1, lr: float = 0.05, batch_size: int = 32, momentum: float = 0.9,
                 seed: int | None = None) -> int:
     """The default local training loop: SGD with momentum on the cross-entropy; returns len(y)."""
     import torch
 
-    X = np.ascontiguousarray(X, dtype=np.float32)
-    y = np.ascontiguousarray(y, dtype=np.int64)
-    n = len(y)
-    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    features = np.ascontiguousarray(X, dtype=np.float32)
+    labels = np.ascontiguousarray(y, dtype=np.int64)
+    n = len(labels)
+    Xt, yt = torch.from_numpy(features), torch.from_numpy(labels)
     gen = torch.Generator()
     gen.manual_seed(int(np.random.default_rng(seed).integers(1 << 62)))
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
@@ -82,7 +103,7 @@ def train_model(model, X, y, *, epochs: int = 1, lr: float = 0.05, batch_size: i
     return n
 
 
-def evaluate_model(model, X, y) -> tuple[int, int, float]:
+def evaluate_model(model: torch.nn.Module, X: npt.ArrayLike, y: npt.ArrayLike) -> tuple[int, int, float]:
     """``(correct, total, loss_sum)`` of ``model`` on ``(X, y)`` (cross-entropy, argmax)."""
     import torch
 
@@ -92,7 +113,7 @@ def evaluate_model(model, X, y) -> tuple[int, int, float]:
         yt = torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64))
         loss = torch.nn.functional.cross_entropy(logits, yt, reduction="sum")
         correct = int((logits.argmax(1) == yt).sum())
-    return correct, len(y), float(loss)
+    return correct, len(yt), float(loss)
 
 
 @dataclass
@@ -138,7 +159,8 @@ class Client:
 
     def __init__(self, server_address: str, *, organisation: str | None = None, client_id: int | None = None,
                  timeout: float = 300.0, ssl_context: _ssl.SSLContext | None = None, server_hostname: str | None = None,
-                 max_model_bytes: int = 1 << 28, policy: Policy | None = None, dp=None, rng=None):
+                 max_model_bytes: int = 1 << 28, policy: Policy | None = None, dp: _ddp.DdpEncoding | None = None,
+                 rng: Rng | None = None):
         host, _, port = str(server_address).removeprefix("tcp://").rpartition(":")
         if not host or not port.isdigit():
             raise ValueError(f"server_address must be 'HOST:PORT', got {server_address!r}.")
@@ -167,7 +189,7 @@ class Client:
         )
         return StreamConnection(reader, writer)
 
-    async def _ask(self, msg, limit: int = _CONTROL_LIMIT):
+    async def _ask(self, msg: Hello | ModelRequest, limit: int = _CONTROL_LIMIT) -> object:
         conn = await self._connect()
         try:
             await conn.send(encode(msg))
@@ -179,7 +201,7 @@ class Client:
         return reply
 
     @staticmethod
-    def _run(coro):
+    def _run(coro: Coroutine[Any, Any, _T]) -> _T:
         return asyncio.run(coro)
 
     # --- registration and models ---------------------------------------------------------
@@ -204,7 +226,8 @@ class Client:
             raise FLError(f"model {name!r} version {reply.version}: the tensors do not match the announced SHA-256.")
         return LoadedModel(reply.name, reply.version, reply.round, reply.contributors, reply.digest, reply.architecture, state)
 
-    def load_model(self, name: str | None = None, version: int = -1, *, model=None):
+    def load_model(self, name: str | None = None, version: int = -1, *,
+                   model: torch.nn.Module | None = None) -> torch.nn.Module:
         """Download a global model from the registry and return it as a torch module.
 
         Args:
@@ -221,13 +244,13 @@ class Client:
         return module
 
     @staticmethod
-    def _module(loaded: LoadedModel, model):
+    def _module(loaded: LoadedModel, model: torch.nn.Module | None) -> torch.nn.Module:
         if model is None:
             model = build_model(loaded.architecture)
         model.load_state_dict(loaded.state.to_state_dict())
         return model
 
-    def model_info(self, model) -> LoadedModel:
+    def model_info(self, model: torch.nn.Module) -> LoadedModel:
         """The registry entry ``model`` was loaded from."""
         try:
             return self._loaded[id(model)]
@@ -236,7 +259,8 @@ class Client:
 
     # --- local work -----------------------------------------------------------------------
 
-    def train(self, model, data_path=None, *, epochs: int = 1, label: str = "label", train_fn=None, data=None,
+    def train(self, model: torch.nn.Module, data_path: str | Path | None = None, *, epochs: int = 1, label: str = "label",
+              train_fn: Callable[[torch.nn.Module], int] | None = None, data: Data | None = None,
               lr: float = 0.05, batch_size: int = 32, momentum: float = 0.9, seed: int | None = None) -> int:
         """Train ``model`` locally; returns the number of examples (the update's weight).
 
@@ -248,7 +272,7 @@ class Client:
         if train_fn is not None:
             n = int(train_fn(model))
         else:
-            X, y = load_csv(data_path, label) if data is None else data
+            X, y = _local_data(data_path, data, label)
             n = train_model(model, X, y, epochs=epochs, lr=lr, batch_size=batch_size, momentum=momentum, seed=seed)
         if n < 1:
             raise ValueError("training used no examples; there is nothing to send.")
@@ -256,16 +280,18 @@ class Client:
         return n
 
     @staticmethod
-    def evaluate_local(model, X, y) -> tuple[int, int, float]:
+    def evaluate_local(model: torch.nn.Module, X: npt.ArrayLike, y: npt.ArrayLike) -> tuple[int, int, float]:
         """``(correct, total, loss_sum)`` of ``model`` on ``(X, y)`` (cross-entropy, argmax)."""
         return evaluate_model(model, X, y)
 
     # --- secure aggregation phases ------------------------------------------------------------
 
-    async def _open_phase(self, name: str, phase: str, round_: int, version: int):
+    async def _open_phase(self, name: str, phase: str, round_: int, version: int) -> tuple[StreamConnection, PhaseOpen]:
+        client_id = self.client_id
+        assert client_id is not None  # every caller registers first
         conn = await self._connect()
         try:
-            await conn.send(encode(PhaseRequest(name, phase, round_, self.client_id, version)))
+            await conn.send(encode(PhaseRequest(name, phase, round_, client_id, version)))
             msg = decode(await asyncio.wait_for(conn.recv(_CONTROL_LIMIT), self.timeout))
         except BaseException:
             conn.close()
@@ -284,20 +310,23 @@ class Client:
             raise FLError("the phase's session label does not name this model, round and phase.")
         return conn, msg
 
-    async def _aggregate(self, conn, op: PhaseOpen, vector, drop_in) -> ClientOutcome:
+    async def _aggregate(self, conn: StreamConnection, op: PhaseOpen, vector: npt.NDArray[np.unsignedinteger[Any]] | DeviceInput,
+                         drop_in: str | None) -> ClientOutcome:
+        client_id = self.client_id
+        assert client_id is not None  # every caller registers first
         try:
             cfg = P.phase_config(op.num_clients, op.threshold, op.bits, op.vector_length, op.session_label)
             policy = dataclasses.replace(self.policy, config=cfg)
-            policy.check(cfg, self.client_id)
+            policy.check(cfg, client_id)
         except (TypeError, ValueError, ConfigRefused) as exc:  # e.g. a threshold that is not a majority
             conn.close()
             raise FLError(f"the phase's parameters are unsafe or invalid: {exc}") from None
-        outcome = await run_session(conn, self.client_id, vector, drop_in=drop_in, timeout=self.timeout, policy=policy)
+        outcome = await run_session(conn, client_id, vector, drop_in=drop_in, timeout=self.timeout, policy=policy)
         if outcome.status != "crashed":
             await conn.wait_closed()
         return outcome
 
-    def send_update(self, model, *, weight: int | None = None, drop_in: str | None = None) -> ClientOutcome:
+    def send_update(self, model: torch.nn.Module, *, weight: int | None = None, drop_in: str | None = None) -> ClientOutcome:
         """Take part in the next training round with ``model``'s update.
 
         Args:
@@ -327,17 +356,19 @@ class Client:
             delta = new.float_vector() - base.state.float_vector()
             length = delta.size
 
-        async def go():
+        async def go() -> ClientOutcome:
             conn, op = await self._open_phase(base.name, P.TRAIN, -1, base.version)
             if self.dp is not None:
                 return await self._send_private(conn, op, delta, drop_in)
             if op.vector_length != length + 1:
                 conn.close()
                 raise FLError(f"the phase expects vectors of {op.vector_length} elements, this model gives {length + 1}.")
+            assert weight is not None  # checked above: only a private update goes without one
             if weight > op.max_weight:
                 conn.close()
                 raise ValueError(f"weight {weight} exceeds the server's max_weight {op.max_weight}.")
             quantizer = P.train_quantizer(op.clip, op.bits, op.num_clients, op.max_weight)
+            vector: npt.NDArray[np.unsignedinteger[Any]] | DeviceInput
             if isinstance(delta, np.ndarray):
                 vector, clipped = quantizer.encode(delta, weight=weight)
             else:
@@ -352,7 +383,9 @@ class Client:
             logger.warning("client %d: update not aggregated: %s %s", self.client_id, outcome.status, outcome.reason)
         return outcome
 
-    def evaluate(self, data_path=None, *, label: str = "label", data=None, eval_fn=None, model=None,
+    def evaluate(self, data_path: str | Path | None = None, *, label: str = "label", data: Data | None = None,
+                 eval_fn: Callable[[torch.nn.Module], tuple[int, int, float]] | None = None,
+                 model: torch.nn.Module | None = None,
                  name: str | None = None, round: int = -1, drop_in: str | None = None) -> EvalReport:
         """Take part in the next federated evaluation (of the global version the server names).
 
@@ -361,15 +394,14 @@ class Client:
         returning the triple) and sends it masked.  ``model``: a module to load
         the weights into (a copy is used), for non-built-in architectures.
         """
-        self.register()
-        name = name or self.welcome.model
+        model_name = name or self.register().model
         if eval_fn is None:
-            X, y = load_csv(data_path, label) if data is None else data
+            X, y = _local_data(data_path, data, label)
 
-        async def go():
-            conn, op = await self._open_phase(name, P.EVAL, round, -1)
+        async def go() -> EvalReport:
+            conn, op = await self._open_phase(model_name, P.EVAL, round, -1)
             try:
-                loaded = await self._fetch(name, op.version)
+                loaded = await self._fetch(model_name, op.version)
                 module = self._module(loaded, copy.deepcopy(model) if model is not None else None)
                 correct, total, loss_sum = eval_fn(module) if eval_fn is not None else self.evaluate_local(module, X, y)
                 vector = P.encode_eval(int(correct), int(total), float(loss_sum))
@@ -381,9 +413,11 @@ class Client:
 
         return self._run(go())
 
-    async def _send_private(self, conn, op: PhaseOpen, delta, drop_in) -> ClientOutcome:
+    async def _send_private(self, conn: StreamConnection, op: PhaseOpen, delta: npt.NDArray[np.float64],
+                            drop_in: str | None) -> ClientOutcome:
         """The DDP path of ``send_update``: clip, rotate, round, add noise from this client's rng."""
         enc = self.dp
+        assert enc is not None  # send_update takes this path only with dp set
         if (op.vector_length, op.bits, float(op.clip)) != (enc.padded_length, enc.bits, float(enc.clip)) or delta.size != enc.length:
             conn.close()
             raise FLError(f"the phase (length {op.vector_length}, {op.bits} bits, clip {op.clip}) does not match this client's "
@@ -392,8 +426,10 @@ class Client:
         self.last_clipped = int(clipped)
         return await self._aggregate(conn, op, vector, drop_in)
 
-    def run(self, data_path=None, *, data=None, eval_data_path=None, eval_data=None, name: str | None = None,
-            epochs: int = 1, model=None, drop_in: dict | None = None, **train_kw) -> list:
+    def run(self, data_path: str | Path | None = None, *, data: Data | None = None,
+            eval_data_path: str | Path | None = None, eval_data: Data | None = None, name: str | None = None,
+            epochs: int = 1, model: torch.nn.Module | None = None, drop_in: dict[int, str] | None = None,
+            **train_kw: Any) -> list[ClientOutcome]:
         """Take part in every phase of the run: evaluate, then (load, train, send, evaluate) per round.
 
         Training data: ``data_path`` or ``data=(X, y)``; evaluation data:
@@ -402,15 +438,17 @@ class Client:
         Returns the list of ``ClientOutcome`` of the training rounds.
         """
         welcome = self.register()
-        name = name or welcome.model
+        model_name = name or welcome.model
         label = train_kw.get("label", "label")
         if eval_data_path is None and eval_data is None:
             eval_data_path, eval_data = data_path, data
-        evaluate = lambda: self.evaluate(eval_data_path, data=eval_data, label=label, name=name, model=model)  # noqa: E731
+        def evaluate() -> EvalReport:
+            return self.evaluate(eval_data_path, data=eval_data, label=label, name=model_name, model=model)
+
         evaluate()
-        outcomes = []
+        outcomes: list[ClientOutcome] = []
         for r in range(1, welcome.rounds + 1):
-            m = self.load_model(name, model=model)
+            m = self.load_model(model_name, model=model)
             self.train(m, data_path, data=data, epochs=epochs, **train_kw)
             outcomes.append(self.send_update(m, drop_in=(drop_in or {}).get(r)))
             evaluate()

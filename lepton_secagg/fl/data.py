@@ -4,12 +4,16 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from collections.abc import Iterable, Sequence
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 
 __all__ = ["load_csv", "write_csv", "hospital_split"]
 
 
-def load_csv(path: str | Path, label: str = "label") -> tuple[np.ndarray, np.ndarray]:
+def load_csv(path: str | Path, label: str = "label") -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
     """``(X, y)`` from a CSV file with a header row: every column but ``label`` is a float feature.
 
     Raises:
@@ -37,31 +41,33 @@ def load_csv(path: str | Path, label: str = "label") -> tuple[np.ndarray, np.nda
     return np.delete(table, li, axis=1).astype(np.float32), y.astype(np.int64)
 
 
-def write_csv(path: str | Path, X, y, label: str = "label", feature_names=None) -> Path:
+def write_csv(path: str | Path, X: npt.ArrayLike, y: npt.ArrayLike, label: str = "label",
+              feature_names: Iterable[str] | None = None) -> Path:
     """Write ``X`` and ``y`` as a CSV with a header (features first, then ``label``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
     names = list(feature_names) if feature_names is not None else [f"x{i}" for i in range(np.shape(X)[1])]
-    with open(path, "w", newline="") as f:
+    with open(out, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow([n.replace(" ", "_") for n in names] + [label])
         for row, target in zip(np.asarray(X), np.asarray(y)):
             w.writerow([repr(float(v)) for v in row] + [int(target)])
-    return path
+    return out
 
 
-def hospital_split(y: np.ndarray, shares, seed: int) -> list[np.ndarray]:
+def hospital_split(y: npt.NDArray[np.integer[Any]], shares: Sequence[Sequence[float]] | npt.NDArray[np.floating[Any]],
+                   seed: int) -> list[npt.NDArray[np.int64]]:
     """Label-skewed (non-IID) partition of the indices of ``y``.
 
     ``shares[h][c]`` is the fraction of class ``c`` that hospital ``h`` receives
     (each class's fractions sum to 1).  Returns one sorted index array per hospital.
     """
     rng = np.random.default_rng(seed)
-    shares = np.asarray(shares, dtype=np.float64)
-    parts = [[] for _ in range(shares.shape[0])]
-    for c in range(shares.shape[1]):
+    fractions = np.asarray(shares, dtype=np.float64)
+    parts: list[list[int]] = [[] for _ in range(fractions.shape[0])]
+    for c in range(fractions.shape[1]):
         idx = rng.permutation(np.flatnonzero(y == c))
-        cuts = np.round(np.cumsum(shares[:, c]) / shares[:, c].sum() * idx.size).astype(int)
+        cuts = np.round(np.cumsum(fractions[:, c]) / fractions[:, c].sum() * idx.size).astype(int)
         for h, (a, b) in enumerate(zip(np.r_[0, cuts[:-1]], cuts)):
             parts[h].extend(idx[a:b].tolist())
     return [np.array(sorted(p), dtype=np.int64) for p in parts]

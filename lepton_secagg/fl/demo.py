@@ -25,17 +25,25 @@ import copy
 import sys
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, SupportsFloat, SupportsInt, TextIO
 
 import numpy as np
+import numpy.typing as npt
 
 from ..config import Config
+from ..server import AggregationResult
 from ..transport.client import run_client
 from ..transport.server import AggregationServer
 from .client import Client, evaluate_model, train_model
 from .data import hospital_split
 from .model import build_model
+from .registry import ModelVersion
 from .server import Server
+
+if TYPE_CHECKING:  # torch stays a lazy import at run time
+    import torch
 
 __all__ = ["run_demo", "secure_feature_stats", "SHARES", "ARCHITECTURE"]
 
@@ -46,30 +54,32 @@ _FIXED = 1 << 16
 _MASK = (1 << 64) - 1
 
 
-def _fixed(values) -> np.ndarray:
+def _fixed(values: Iterable[SupportsFloat]) -> npt.NDArray[np.uint64]:
     return np.array([int(round(float(v) * _FIXED)) & _MASK for v in values], dtype=np.uint64)
 
 
-def _unfixed(values) -> np.ndarray:
+def _unfixed(values: Iterable[SupportsInt]) -> npt.NDArray[np.float64]:
     return np.array([((int(v) ^ (1 << 63)) - (1 << 63)) / _FIXED for v in values])
 
 
-def secure_feature_stats(datasets, *, label: bytes = b"lepton-fl/demo/feature-stats", timeout: float = 30.0):
+def secure_feature_stats(datasets: Sequence[npt.ArrayLike], *, label: bytes = b"lepton-fl/demo/feature-stats",
+                         timeout: float = 30.0) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Pooled per-feature mean and std of ``datasets`` (a list of X arrays) from one secure sum over loopback TCP.
 
     Each party's vector is ``[n, sum x_j, sum x_j^2]`` in 64-bit two's-complement fixed point (2^-16).
     """
-    d = datasets[0].shape[1]
+    arrays = [np.asarray(X, dtype=np.float64) for X in datasets]
+    d = arrays[0].shape[1]
     vectors = []
-    for X in datasets:
-        X = np.asarray(X, dtype=np.float64)
+    for X in arrays:
         vectors.append(np.concatenate([_fixed([len(X)]), _fixed(X.sum(0)), _fixed((X**2).sum(0))]))
     cfg = Config(num_clients=len(datasets), vector_length=1 + 2 * d, bits=64, session_label=label)
 
-    async def go():
+    async def go() -> AggregationResult:
         srv = AggregationServer(cfg, "127.0.0.1", 0, round_timeout=timeout, join_timeout=timeout)
         await srv.start()
-        res, *_ = await asyncio.gather(srv.run(), *(run_client("127.0.0.1", srv.port, i, v, timeout=timeout) for i, v in enumerate(vectors)))
+        clients = asyncio.gather(*(run_client("127.0.0.1", srv.port, i, v, timeout=timeout) for i, v in enumerate(vectors)))
+        res, _ = await asyncio.gather(srv.run(), clients)
         return res
 
     res = asyncio.run(go())
@@ -82,20 +92,21 @@ def secure_feature_stats(datasets, *, label: bytes = b"lepton-fl/demo/feature-st
     return mean, np.sqrt(var)
 
 
-def _fit(model, X, y, epochs: int, seed: int, lr: float = 0.05):
+def _fit(model: torch.nn.Module, X: npt.ArrayLike, y: npt.ArrayLike, epochs: int, seed: int,
+         lr: float = 0.05) -> torch.nn.Module:
     train_model(model, X, y, epochs=epochs, seed=seed, lr=lr)
     return model
 
 
-def _accuracy(model, X, y) -> tuple[float, float]:
+def _accuracy(model: torch.nn.Module, X: npt.ArrayLike, y: npt.ArrayLike) -> tuple[float, float]:
     correct, total, loss = evaluate_model(model, X, y)
     return correct / total, loss / total
 
 
 def run_demo(rounds: int = 10, *, epochs: int = 2, seed: int = 3, plot: str | Path | None = "fedavg_progress.png",
              audit_log: str | Path | None = None, crash: bool = False, quiet: bool = False, host: str = "127.0.0.1",
-             stream=None) -> dict:
-    """Run the demo; returns the figures (see the module docstring).
+             stream: TextIO | None = None) -> dict[str, Any]:
+    """Run the demo; returns the figures (see the module docstring), values of mixed types.
 
     ``crash=True`` makes hospital C drop out in the middle of round 1's
     aggregation.  Progress (one line per round, as each evaluation completes)
@@ -108,7 +119,11 @@ def run_demo(rounds: int = 10, *, epochs: int = 2, seed: int = 3, plot: str | Pa
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     sink = sys.stdout if stream is None else stream
-    say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sink, flush=True))
+
+    def say(*parts: object) -> None:
+        if not quiet:
+            print(*parts, file=sink, flush=True)
+
     X, y = load_breast_cancer(return_X_y=True)
     X = X.astype(np.float32)
     X_pool, X_test, y_pool, y_test = train_test_split(X, y, test_size=0.25, stratify=y, random_state=seed)
@@ -126,25 +141,26 @@ def run_demo(rounds: int = 10, *, epochs: int = 2, seed: int = 3, plot: str | Pa
     say("standardisation statistics: pooled from one secure sum over loopback TCP")
     torch.manual_seed(seed)
     init = build_model(ARCHITECTURE)
-    init[0].mean.copy_(torch.from_numpy(mean.astype(np.float32)))
-    init[0].std.copy_(torch.from_numpy(std.astype(np.float32)))
+    init.get_buffer("0.mean").copy_(torch.from_numpy(mean.astype(np.float32)))
+    init.get_buffer("0.std").copy_(torch.from_numpy(std.astype(np.float32)))
 
-    def test_metrics(version):
+    def test_metrics(version: ModelVersion) -> dict[str, float]:
         model = build_model(ARCHITECTURE)
         model.load_state_dict(version.state.to_state_dict())
         acc, loss = _accuracy(model, X_test, y_test)
         return {"test_accuracy": acc, "test_loss": loss}
 
+    def progress(h: dict[str, float]) -> None:
+        say(f"round {h['round']:>2}: federated eval accuracy {h['accuracy']:.3f} loss {h['loss']:.3f} "
+            f"| test accuracy {h['test_accuracy']:.3f} ({h['contributors']} hospitals)")
+
     server = Server(host, 0, model=init, name="breast-cancer", architecture=ARCHITECTURE, clients=len(HOSPITALS),
                     rounds=rounds, clip=1.0, max_weight=10_000, audit_log=audit_log, plot=None,
-                    evaluate_fn=test_metrics, join_timeout=30, round_timeout=30,
-                    on_evaluation=lambda h: say(f"round {h['round']:>2}: federated eval accuracy {h['accuracy']:.3f} "
-                                                f"loss {h['loss']:.3f} | test accuracy {h['test_accuracy']:.3f} "
-                                                f"({h['contributors']} hospitals)")).start()
+                    evaluate_fn=test_metrics, join_timeout=30, round_timeout=30, on_evaluation=progress).start()
     say(f"FL server on {server.address}; {rounds} rounds x {epochs} local epoch(s); audit key {server.public_key[:16]}...")
-    errors = []
+    errors: list[str] = []
 
-    def hospital(h: int):
+    def hospital(h: int) -> None:
         try:
             client = Client(server.address, organisation=HOSPITALS[h], timeout=120)
             client.run(data=train[h], eval_data=val[h], epochs=epochs, seed=seed * 10 + h,

@@ -26,20 +26,34 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections import OrderedDict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeGuard, Union
 
 import numpy as np
+import numpy.typing as npt
 
 from ..messages import TensorBlob
 from ..wire import TENSOR_DTYPES
 
-__all__ = ["ModelState", "build_model", "canonical_bytes"]
+if TYPE_CHECKING:  # torch stays a lazy import at run time
+    import torch
+
+__all__ = ["ModelState", "ModelLike", "as_model_state", "build_model", "canonical_bytes"]
 
 _LABEL = b"lepton-secagg/v1/fl-model-state"
 _FLOAT = ("float16", "float32", "float64")
 
+#: A model as callers hand it over: a torch module, a state_dict (name -> tensor or array), or a ModelState.
+ModelLike = Union["torch.nn.Module", Mapping[str, "torch.Tensor | npt.ArrayLike"], "ModelState"]
 
-def _le(dtype_name: str) -> np.dtype:
+
+def _is_tensor(value: object) -> TypeGuard[torch.Tensor]:
+    """Whether ``value`` is a torch tensor, by duck typing (torch need not be imported)."""
+    return hasattr(value, "detach")
+
+
+def _le(dtype_name: str) -> np.dtype[Any]:
     return np.dtype(TENSOR_DTYPES[dtype_name])
 
 
@@ -47,10 +61,10 @@ def _le(dtype_name: str) -> np.dtype:
 class ModelState:
     """Named tensors in order: ``entries`` is a tuple of ``(name, numpy array)``."""
 
-    entries: tuple
+    entries: tuple[tuple[str, npt.NDArray[Any]], ...]
 
-    def __post_init__(self):
-        names = set()
+    def __post_init__(self) -> None:
+        names: set[str] = set()
         for name, arr in self.entries:
             if not isinstance(name, str) or not name or name in names:
                 raise ValueError(f"tensor names must be unique non-empty strings, got {name!r}.")
@@ -61,17 +75,17 @@ class ModelState:
                 raise TypeError(f"tensor {name!r} has dtype {arr.dtype}; supported: {sorted(TENSOR_DTYPES)}.")
 
     @staticmethod
-    def dtype_name(arr: np.ndarray) -> str:
+    def dtype_name(arr: npt.NDArray[Any]) -> str:
         return "bool" if arr.dtype == np.bool_ else arr.dtype.name
 
     # --- conversions --------------------------------------------------------------
 
     @classmethod
-    def from_state_dict(cls, state_dict) -> "ModelState":
+    def from_state_dict(cls, state_dict: Mapping[str, torch.Tensor | npt.ArrayLike]) -> "ModelState":
         """From a torch ``state_dict`` (or any mapping name -> tensor / array)."""
-        entries = []
+        entries: list[tuple[str, npt.NDArray[Any]]] = []
         for name, t in state_dict.items():
-            if hasattr(t, "detach"):
+            if _is_tensor(t):
                 if str(t.dtype) == "torch.bfloat16":
                     raise TypeError(f"tensor {name!r} is bfloat16, which numpy (and this wire format) cannot hold.")
                 arr = t.detach().cpu().numpy()
@@ -80,22 +94,22 @@ class ModelState:
             entries.append((name, np.array(arr, copy=True)))
         return cls(tuple(entries))
 
-    def to_state_dict(self):
+    def to_state_dict(self) -> OrderedDict[str, torch.Tensor]:
         """A torch ``state_dict`` (an OrderedDict of new CPU tensors)."""
         import torch
 
         return OrderedDict((name, torch.from_numpy(np.array(arr, copy=True))) for name, arr in self.entries)
 
     def to_blobs(self) -> tuple[TensorBlob, ...]:
-        out = []
+        out: list[TensorBlob] = []
         for name, arr in self.entries:
             dt = self.dtype_name(arr)
             out.append(TensorBlob(name, dt, tuple(arr.shape), np.ascontiguousarray(arr, dtype=_le(dt)).tobytes()))
         return tuple(out)
 
     @classmethod
-    def from_blobs(cls, blobs) -> "ModelState":
-        entries = []
+    def from_blobs(cls, blobs: Iterable[TensorBlob]) -> "ModelState":
+        entries: list[tuple[str, npt.NDArray[Any]]] = []
         for b in blobs:
             arr = np.frombuffer(b.data, dtype=_le(b.dtype)).reshape(b.shape)
             entries.append((b.name, arr.astype(arr.dtype.newbyteorder("="), copy=True)))
@@ -108,7 +122,7 @@ class ModelState:
         return hashlib.sha256(canonical_bytes(self)).digest()
 
     @property
-    def structure(self) -> tuple:
+    def structure(self) -> tuple[tuple[str, str, tuple[int, ...]], ...]:
         """``(name, dtype, shape)`` of every tensor: what two versions of one model share."""
         return tuple((n, self.dtype_name(a), tuple(a.shape)) for n, a in self.entries)
 
@@ -118,24 +132,31 @@ class ModelState:
     def num_float(self) -> int:
         return sum(a.size for _, a in self.entries if self.dtype_name(a) in _FLOAT)
 
-    def float_vector(self) -> np.ndarray:
+    def float_vector(self) -> npt.NDArray[np.float64]:
         parts = [a.reshape(-1).astype(np.float64) for _, a in self.entries if self.dtype_name(a) in _FLOAT]
         return np.concatenate(parts) if parts else np.zeros(0)
 
-    def with_float_vector(self, vector) -> "ModelState":
+    def with_float_vector(self, vector: npt.ArrayLike) -> "ModelState":
         """The same model with its floating-point tensors replaced by ``vector`` (cast to each dtype)."""
-        vector = np.asarray(vector, dtype=np.float64)
-        if vector.shape != (self.num_float,):
-            raise ValueError(f"expected a float vector of length {self.num_float}, got shape {vector.shape}.")
+        values = np.asarray(vector, dtype=np.float64)
+        if values.shape != (self.num_float,):
+            raise ValueError(f"expected a float vector of length {self.num_float}, got shape {values.shape}.")
         pos, entries = 0, []
         for name, arr in self.entries:
             if self.dtype_name(arr) in _FLOAT:
-                part = vector[pos : pos + arr.size].reshape(arr.shape).astype(arr.dtype)
+                part = values[pos : pos + arr.size].reshape(arr.shape).astype(arr.dtype)
                 pos += arr.size
                 entries.append((name, part))
             else:
                 entries.append((name, arr.copy()))
         return ModelState(tuple(entries))
+
+
+def as_model_state(model: ModelLike) -> ModelState:
+    """``model`` as a ``ModelState`` (a torch module's or a mapping's tensors copied)."""
+    if isinstance(model, ModelState):
+        return model
+    return ModelState.from_state_dict(model if isinstance(model, Mapping) else model.state_dict())
 
 
 def canonical_bytes(state: ModelState) -> bytes:
@@ -154,7 +175,7 @@ def canonical_bytes(state: ModelState) -> bytes:
 # --- built-in architectures ---------------------------------------------------------
 
 
-def build_model(architecture: str):
+def build_model(architecture: str) -> torch.nn.Sequential:
     """A fresh torch module for a built-in architecture string.
 
     ``"mlp:30,16,2"``: Linear(30,16), ReLU, Linear(16,2).  ``"logreg:30,2"``:
@@ -170,12 +191,15 @@ def build_model(architecture: str):
     class Standardize(nn.Module):
         """(x - mean) / std with the statistics as buffers (part of the state_dict)."""
 
+        mean: torch.Tensor
+        std: torch.Tensor
+
         def __init__(self, features: int):
             super().__init__()
             self.register_buffer("mean", torch.zeros(features))
             self.register_buffer("std", torch.ones(features))
 
-        def forward(self, x):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
             return (x - self.mean) / self.std
 
     arch = architecture
@@ -192,7 +216,7 @@ def build_model(architecture: str):
             f"unknown architecture {architecture!r}; built-in ones are 'mlp:IN,HIDDEN...,OUT' and 'logreg:IN,OUT' "
             "(optionally prefixed 'std+'); for another model pass model= to load_model."
         )
-    layers = [Standardize(dims[0])] if standardize else []
+    layers: list[nn.Module] = [Standardize(dims[0])] if standardize else []
     for i, (a, b) in enumerate(zip(dims, dims[1:])):
         layers.append(nn.Linear(a, b))
         if i < len(dims) - 2:

@@ -6,7 +6,7 @@ from pathlib import Path
 __all__ = ["plot_progress"]
 
 
-def plot_progress(history: list[dict], path: str | Path, title: str = "Federated averaging with secure aggregation") -> Path:
+def plot_progress(history: list[dict[str, float]], path: str | Path, title: str = "Federated averaging with secure aggregation") -> Path:
     """Write a PNG of ``history`` (dicts with ``round``, ``accuracy``, ``loss`` and optionally
     ``test_accuracy``, ``test_loss``, ``epsilon``) and return its path."""
     import matplotlib

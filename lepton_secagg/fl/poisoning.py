@@ -18,15 +18,19 @@ reversed update: ``scale = 10^6`` by default).
 """
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from ..config import Config
 from ..encoding import Quantizer
 from ..hazmat.rng import DeterministicRng
 from ..mpc.batch import aggregate_in_process, make_report
-from ..mpc.l2 import BoundedL2VecSum, norm_bound_sq, prio3_bounded_l2_vec_sum
+from ..mpc.field import FieldVec
+from ..mpc.l2 import L2_VDAF_ID, BoundedL2VecSum, norm_bound_sq
+from ..mpc.prio3 import Prio3
 from ..testing import simulate
 
 __all__ = ["PoisoningResult", "run"]
@@ -57,13 +61,13 @@ class _ForgedNorm(BoundedL2VecSum):
     def __init__(self, honest: BoundedL2VecSum):
         self.__dict__.update(honest.__dict__)
 
-    def encode(self, measurement):
+    def encode(self, measurement: npt.ArrayLike) -> FieldVec:
         q = np.asarray(measurement, dtype=np.int64)
         digits = [((int(v) + self.offset) >> i) & 1 for v in q for i in range(self.bits)]
         return np.array(digits + list(self.norm.encode([self.max_norm_sq])), dtype=object)
 
 
-def _problem(num_clients: int, dim: int, seed: int):
+def _problem(num_clients: int, dim: int, seed: int) -> tuple[list[npt.NDArray[np.float64]], list[npt.NDArray[np.float64]]]:
     data = np.random.default_rng(seed)  # synthetic training data, not a secret
     w_true = data.normal(size=dim)
     xs = [data.normal(size=(40, dim)) for _ in range(num_clients)]
@@ -71,14 +75,14 @@ def _problem(num_clients: int, dim: int, seed: int):
     return xs, ys
 
 
-def _update(w, x, y, lr, bound):
-    u = -lr * 2 * x.T @ (x @ w - y) / len(y)
-    norm = np.linalg.norm(u)
+def _update(w: npt.NDArray[np.float64], x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], lr: float, bound: float) -> npt.NDArray[np.float64]:
+    u: npt.NDArray[np.float64] = -lr * 2 * x.T @ (x @ w - y) / len(y)
+    norm = float(np.linalg.norm(u))
     # 0.999: leave room for fixed-point rounding under the proven bound.
     return u * min(1.0, 0.999 * bound / norm) if norm > 0 else u
 
 
-def _loss(w, xs, ys):
+def _loss(w: npt.NDArray[np.float64], xs: list[npt.NDArray[np.float64]], ys: list[npt.NDArray[np.float64]]) -> float:
     return float(np.mean([np.mean((x @ w - y) ** 2) for x, y in zip(xs, ys)]))
 
 
@@ -89,10 +93,9 @@ def run(num_clients: int = 10, rounds: int = 12, dim: int = 8, scale: float = 1e
     quantizer = Quantizer(clip=bound, bits=32, num_clients=num_clients)
     cfg = Config(num_clients=num_clients, vector_length=dim)
     bits = 16
-    vdaf = prio3_bounded_l2_vec_sum(2, dim, bits, norm_bound_sq(1.0, bits))
-    circuit = vdaf.flp.circuit
-    forger = prio3_bounded_l2_vec_sum(2, dim, bits, norm_bound_sq(1.0, bits))
-    forger.flp.circuit = _ForgedNorm(forger.flp.circuit)
+    circuit = BoundedL2VecSum(dim, bits, norm_bound_sq(1.0, bits))
+    vdaf = Prio3(L2_VDAF_ID, circuit, 2)
+    forger = Prio3(L2_VDAF_ID, _ForgedNorm(BoundedL2VecSum(dim, bits, norm_bound_sq(1.0, bits))), 2)
     rng = DeterministicRng(f"poisoning-{seed}")
     noise = np.random.default_rng(seed + 1)  # stochastic rounding only
     verify_key = rng.bytes(vdaf.VERIFY_KEY_SIZE)
@@ -107,7 +110,9 @@ def run(num_clients: int = 10, rounds: int = 12, dim: int = 8, scale: float = 1e
         updates[0] = -scale * updates[0]
         encoded = [quantizer.encode(u, rng=noise)[0] for u in updates]  # the attacker's clipped per coordinate
         res = simulate(cfg, encoded, seed=int.from_bytes(rng.bytes(4), "big"))
-        w_secagg = w_secagg + quantizer.decode(res.sum, len(res.included)) / len(res.included)
+        total = quantizer.decode(res.sum, len(res.included))
+        assert not isinstance(total, tuple)  # an unweighted quantizer decodes to the sum alone
+        w_secagg = w_secagg + total / len(res.included)
 
         updates = [_update(w_prio3, x, y, lr, bound) for x, y in zip(xs, ys)]
         reports = [make_report(vdaf, _CTX, circuit.quantise(u / bound), rng) for u in updates[1:]]
@@ -124,7 +129,7 @@ def run(num_clients: int = 10, rounds: int = 12, dim: int = 8, scale: float = 1e
     return out
 
 
-def cmd_demo_poisoning(args) -> int:
+def cmd_demo_poisoning(args: argparse.Namespace) -> int:
     """``lepton-secagg demo poisoning``: print the loss table; exit 0 iff Prio3 kept training on track."""
     import json
 
@@ -145,8 +150,6 @@ def cmd_demo_poisoning(args) -> int:
 
 
 if __name__ == "__main__":
-    import argparse
-
     parser = argparse.ArgumentParser(description="the poisoning demo")
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--seed", type=int, default=None)

@@ -12,14 +12,21 @@ get into the average.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
-from ..hazmat.rng import resolve
+from ..hazmat.rng import Rng, resolve
 from ..mpc.batch import BatchResult, Report, aggregate_in_process, make_report
-from ..mpc.l2 import norm_bound_sq, prio3_bounded_l2_vec_sum
+from ..mpc.l2 import L2_VDAF_ID, BoundedL2VecSum, norm_bound_sq
+from ..mpc.prio3 import Prio3
 from .model import ModelState
+
+if TYPE_CHECKING:  # torch stays a lazy import at run time
+    import torch
 
 __all__ = ["Prio3FedAvg", "RoundResult", "local_sgd"]
 
@@ -29,7 +36,7 @@ class RoundResult:
     """One round: the new global state and the batch (accepted and refused report ids)."""
 
     state: ModelState
-    batch: BatchResult
+    batch: BatchResult[list[int]]
 
 
 class Prio3FedAvg:
@@ -45,13 +52,13 @@ class Prio3FedAvg:
     """
 
     def __init__(self, state: ModelState, *, bound: float, bits: int = 16, min_batch_size: int = 2,
-                 ctx: bytes = b"lepton-secagg fl prio3", rng=None):
+                 ctx: bytes = b"lepton-secagg fl prio3", rng: Rng | None = None):
         if not bound > 0:
             raise ValueError(f"bound must be positive, got {bound!r}.")
         self.state, self.bound, self.ctx, self.min_batch_size = state, float(bound), ctx, min_batch_size
         self.rng = resolve(rng)
-        self.vdaf = prio3_bounded_l2_vec_sum(2, state.num_float, bits, norm_bound_sq(1.0, bits))
-        self.circuit = self.vdaf.flp.circuit
+        self.circuit = BoundedL2VecSum(state.num_float, bits, norm_bound_sq(1.0, bits))
+        self.vdaf = Prio3(L2_VDAF_ID, self.circuit, 2)
         self.verify_key = self.rng.bytes(self.vdaf.VERIFY_KEY_SIZE)
 
     def client_report(self, trained: ModelState) -> Report:
@@ -63,7 +70,7 @@ class Prio3FedAvg:
             delta = delta * (0.999 * self.bound / norm)
         return make_report(self.vdaf, self.ctx, self.circuit.quantise(delta / self.bound), self.rng)
 
-    def aggregate(self, reports) -> RoundResult:
+    def aggregate(self, reports: Iterable[Report]) -> RoundResult:
         """Verify, sum the valid reports, and move the global model by their mean delta."""
         batch = aggregate_in_process(self.vdaf, self.verify_key, self.ctx, list(reports),
                                      min_batch_size=self.min_batch_size)
@@ -72,7 +79,7 @@ class Prio3FedAvg:
         return RoundResult(self.state, batch)
 
 
-def local_sgd(model, state: ModelState, x: np.ndarray, y: np.ndarray, *, epochs: int = 1, lr: float = 0.1,
+def local_sgd(model: torch.nn.Module, state: ModelState, x: npt.ArrayLike, y: npt.ArrayLike, *, epochs: int = 1, lr: float = 0.1,
               batch_size: int = 32, seed: int = 0) -> ModelState:
     """Train ``model`` (loaded with ``state``) with cross-entropy SGD on ``(x, y)``; return the new state."""
     import torch
@@ -87,6 +94,6 @@ def local_sgd(model, state: ModelState, x: np.ndarray, y: np.ndarray, *, epochs:
             idx = torch.as_tensor(perm[start : start + batch_size])
             optimiser.zero_grad()
             loss = torch.nn.functional.cross_entropy(model(xs[idx]), ys[idx])
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
             optimiser.step()
     return ModelState.from_state_dict(model.state_dict())

@@ -20,6 +20,7 @@ a client pins it (``transport.run_session(policy=Policy(config=...))``).
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from ..config import Config
 from ..hazmat.quantize import Quantizer
@@ -67,11 +68,11 @@ def train_quantizer(clip: float, bits: int, num_clients: int, max_weight: int) -
     return Quantizer(clip=clip, bits=bits, num_clients=num_clients, max_weight=max_weight)
 
 
-def phase_config(num_clients: int, threshold: int, bits: int, vector_length: int, label: bytes) -> Config:
+def phase_config(num_clients: int, threshold: int | None, bits: int, vector_length: int, label: bytes) -> Config:
     return Config(num_clients=num_clients, vector_length=vector_length, threshold=threshold, bits=bits, session_label=label)
 
 
-def encode_eval(correct: int, total: int, loss_sum: float) -> np.ndarray:
+def encode_eval(correct: int, total: int, loss_sum: float) -> npt.NDArray[np.uint64]:
     """One client's evaluation as ring integers (uint64); the loss in fixed point, two's complement."""
     if not 0 <= correct <= total < (1 << 40):
         raise ValueError(f"need 0 <= correct <= total < 2^40, got {correct}, {total}.")
@@ -81,7 +82,7 @@ def encode_eval(correct: int, total: int, loss_sum: float) -> np.ndarray:
     return np.array([correct, total, loss & _MASK64], dtype=np.uint64)
 
 
-def decode_eval(total_vector) -> tuple[int, int, float]:
+def decode_eval(total_vector: npt.ArrayLike) -> tuple[int, int, float]:
     """``(correct, total, loss_sum)`` from the sum of clients' ``encode_eval`` vectors."""
     v = [int(x) for x in np.asarray(total_vector, dtype=np.uint64)]
     loss = v[2] - (1 << 64) if v[2] >= 1 << 63 else v[2]

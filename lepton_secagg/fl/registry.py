@@ -14,6 +14,7 @@ import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,14 +35,15 @@ class ModelVersion:
     state: ModelState = field(repr=False)
     digest: bytes = field(default=b"", repr=False)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         object.__setattr__(self, "digest", self.state.digest)
 
     @property
     def sha256(self) -> str:
         return self.digest.hex()
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
+        """The version's JSON summary (name, version, round, contributors, sha256, architecture)."""
         return {"name": self.name, "version": self.version, "round": self.round, "contributors": self.contributors,
                 "sha256": self.sha256, "architecture": self.architecture}
 
@@ -63,7 +65,7 @@ class ModelRegistry:
             mv = ModelVersion(name, len(versions), round, contributors, architecture, state)
             versions.append(mv)
         if self.directory is not None:
-            self._save(mv)
+            self._save(mv, self.directory)
         return mv
 
     def get(self, name: str, version: int = -1) -> ModelVersion:
@@ -86,9 +88,11 @@ class ModelRegistry:
         with self._lock:
             return sorted(self._models)
 
-    def _save(self, mv: ModelVersion) -> None:
-        folder = self.directory / mv.name
+    def _save(self, mv: ModelVersion, directory: Path) -> None:
+        folder = directory / mv.name
         folder.mkdir(parents=True, exist_ok=True)
-        np.savez(folder / f"v{mv.version}.npz", **{f"t{i}": a for i, (_, a) in enumerate(mv.state.entries)})
+        tensors = {f"t{i}": a for i, (_, a) in enumerate(mv.state.entries)}
+        # numpy's stub matches **kwds against allow_pickle too; these keys are t0, t1, ..., never that.
+        np.savez(folder / f"v{mv.version}.npz", **tensors)  # type: ignore[arg-type]
         meta = {**mv.summary(), "tensors": [n for n, _ in mv.state.entries]}
         (folder / f"v{mv.version}.json").write_text(json.dumps(meta, indent=1) + "\n")

@@ -26,8 +26,11 @@ import asyncio
 import logging
 import threading
 import time
+import ssl
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 
 from ..dp import mechanism as _ddp
@@ -42,8 +45,11 @@ from ..transport.server import AggregationServer
 from ..wire import decode, encode
 from . import protocol as P
 from .audit import AuditLog
-from .model import ModelState
+from .model import ModelLike, as_model_state
 from .registry import ModelRegistry, ModelVersion
+
+if TYPE_CHECKING:  # dp-accounting and scipy load only for a private run
+    from ..dp.accounting import Accountant
 
 __all__ = ["Server", "RunResult"]
 
@@ -61,7 +67,7 @@ class _Phase:
     agg: AggregationServer | None = None
     open_msg: PhaseOpen | None = None
     base: ModelVersion | None = None
-    handed: set = field(default_factory=set)
+    handed: set[int] = field(default_factory=set)
     all_handed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -81,9 +87,9 @@ class RunResult:
     """
 
     model: ModelVersion
-    versions: list
-    history: list
-    rounds: list
+    versions: list[dict[str, Any]]
+    history: list[dict[str, float]]
+    rounds: list[dict[str, Any]]
     audit_log: str | None
     audit_head: str | None
     public_key: str
@@ -135,7 +141,7 @@ class Server:
         host: str = "127.0.0.1",
         port: int = 0,
         *,
-        model,
+        model: ModelLike,
         clients: int,
         rounds: int,
         name: str = "model",
@@ -150,20 +156,20 @@ class Server:
         audit_log: str | Path | None = None,
         identity: Identity | None = None,
         plot: str | Path | None = None,
-        evaluate_fn=None,
+        evaluate_fn: Callable[[ModelVersion], Mapping[str, float]] | None = None,
         registry: ModelRegistry | None = None,
-        ssl_context=None,
+        ssl_context: ssl.SSLContext | None = None,
         linger: float = 0.0,
         rng: Rng | None = None,
         dp: "_ddp.DdpEncoding | None" = None,
         dp_delta: float = 1e-5,
-        on_evaluation=None,
+        on_evaluation: Callable[[dict[str, float]], None] | None = None,
     ):
         if not isinstance(clients, int) or clients < 2:
             raise ValueError("clients must be an int >= 2 (secure aggregation needs at least two parties).")
         if not isinstance(rounds, int) or rounds < 1:
             raise ValueError("rounds must be an int >= 1.")
-        state = model if isinstance(model, ModelState) else ModelState.from_state_dict(model.state_dict() if hasattr(model, "state_dict") else model)
+        state = as_model_state(model)
         if state.num_float == 0:
             raise ValueError("the model has no floating-point tensors to average.")
         self.host, self.port = host, port
@@ -179,7 +185,7 @@ class Server:
         if dp is not None and (not isinstance(dp, _ddp.DdpEncoding) or dp.length != state.num_float):
             raise ValueError(f"dp must be a DdpEncoding of length {state.num_float} (the model's float count), got {dp!r}.")
         self.dp = dp
-        self.accountant = None
+        self.accountant: Accountant | None = None
         if dp is not None:
             from ..dp.accounting import Accountant  # dp-accounting and scipy load only for a private run
 
@@ -200,9 +206,9 @@ class Server:
         self.ssl_context = ssl_context
         self.linger = float(linger)
         self.run_id = self._rng.bytes(6).hex()
-        self.history: list[dict] = []
+        self.history: list[dict[str, float]] = []
         self.on_evaluation = on_evaluation
-        self.round_log: list[dict] = []
+        self.round_log: list[dict[str, Any]] = []
         self._initial = state
         self._orgs: dict[str, int] = {}
         self._phases: list[_Phase] = []
@@ -212,7 +218,7 @@ class Server:
         self._done = threading.Event()
         self._result: RunResult | None = None
         self._error: BaseException | None = None
-        self._conn_tasks: set = set()
+        self._conn_tasks: set[asyncio.Task[Any]] = set()
         self._finished = False
 
     # --- facade -------------------------------------------------------------------------
@@ -243,6 +249,7 @@ class Server:
             raise TimeoutError("the FL run has not finished yet.")
         if self._error is not None:
             raise self._error
+        assert self._result is not None  # _thread_main sets it whenever there is no error
         return self._result
 
     def run(self) -> RunResult:
@@ -304,13 +311,14 @@ class Server:
             seconds=time.perf_counter() - t0,
         )
 
-    def _dp_summary(self) -> dict:
+    def _dp_summary(self) -> dict[str, Any]:
         """What the logs record of the DDP encoding (epsilon is added per round)."""
         enc = self.dp
+        assert enc is not None and self.accountant is not None  # called for private runs only, which have both
         return {"mechanism": enc.mechanism, "bits": enc.bits, "clip": enc.clip, "scale": enc.scale,
                 "noise_variance": str(enc.noise), "delta": self.accountant.delta}
 
-    def _log(self, event: str, data: dict) -> None:
+    def _log(self, event: str, data: dict[str, Any]) -> None:
         if self._audit is not None:
             self._audit.append(event, data)
 
@@ -358,8 +366,9 @@ class Server:
                 mean_delta, total_weight = self.quantizer.decode(result.sum, len(included))
             new_state = base.state.with_float_vector(base.state.float_vector() + mean_delta)
             mv = self.registry.register(self.name, new_state, round=ph.round, contributors=len(included), architecture=self.architecture)
-            entry = {"round": ph.round, "included": included, "dropped": dropped, "total_weight": int(total_weight), "version": mv.version}
+            entry: dict[str, Any] = {"round": ph.round, "included": included, "dropped": dropped, "total_weight": int(total_weight), "version": mv.version}
             if self.dp is not None:
+                assert self.accountant is not None  # made with self.dp
                 entry["dp"] = {**self._dp_summary(), "epsilon": self.accountant.record(self.dp, len(included))}
             self.round_log.append(entry)
             self._log("round_end", {**entry, "phase": ph.kind, "model_sha256": mv.sha256})
@@ -367,7 +376,7 @@ class Server:
             logger.info("round %d: %d contributors, %d examples -> version %d (%s)", ph.round, len(included), total_weight, mv.version, mv.sha256[:16])
         else:
             correct, total, loss_sum = P.decode_eval(result.sum)
-            metrics = {"round": ph.round, "version": base.version, "contributors": len(included), "correct": correct, "total": total,
+            metrics: dict[str, float] = {"round": ph.round, "version": base.version, "contributors": len(included), "correct": correct, "total": total,
                        "accuracy": correct / total if total else float("nan"), "loss": loss_sum / total if total else float("nan")}
             if self.accountant is not None:
                 metrics["epsilon"] = self.accountant.epsilon
@@ -382,8 +391,9 @@ class Server:
 
     # --- connections ------------------------------------------------------------------------
 
-    async def _on_tcp(self, reader, writer) -> None:
+    async def _on_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
+        assert task is not None  # asyncio runs each connection callback in its own task
         self._conn_tasks.add(task)
         conn = StreamConnection(reader, writer)
         handed = False
@@ -402,6 +412,7 @@ class Server:
                 ph, reply = await self._phase_for(msg)
                 await conn.send(encode(reply))
                 if ph is not None:
+                    assert ph.agg is not None  # _run_phase starts it before the phase opens
                     handed = True
                     ph.handed.add(msg.client_id)
                     if len(ph.handed) >= self.num_clients:
@@ -418,7 +429,7 @@ class Server:
             if not handed:
                 conn.close()
 
-    def _hello(self, msg: Hello):
+    def _hello(self, msg: Hello) -> Welcome | Abort:
         cid = self._orgs.get(msg.organisation)
         if cid is None:
             if len(self._orgs) >= self.num_clients:
@@ -427,14 +438,14 @@ class Server:
             self._log("client_registered", {"organisation": msg.organisation, "client_id": cid})
         return Welcome(cid, self.num_clients, self.rounds, self.name)
 
-    def _model(self, msg: ModelRequest):
+    def _model(self, msg: ModelRequest) -> ModelReply | Abort:
         try:
             mv = self.registry.get(msg.name, msg.version)
         except KeyError as exc:
             return Abort(str(exc.args[0]))
         return ModelReply(mv.name, mv.version, mv.round, mv.contributors, mv.digest, mv.architecture, mv.state.to_blobs())
 
-    async def _phase_for(self, msg: PhaseRequest):
+    async def _phase_for(self, msg: PhaseRequest) -> tuple[_Phase, PhaseOpen] | tuple[None, Abort]:
         """``(phase, PhaseOpen)`` once the requested phase opens, or ``(None, Abort)``."""
         if msg.name != self.name:
             return None, Abort(f"this server trains {self.name!r}, not {msg.name!r}.")
@@ -452,6 +463,7 @@ class Server:
             return None, Abort(f"the join window of round {ph.round} ({ph.kind}) is closed.")
         if msg.client_id in ph.handed:
             return None, Abort(f"client {msg.client_id} has already joined round {ph.round} ({ph.kind}).")
+        assert ph.base is not None and ph.open_msg is not None  # _run_phase sets both before the phase opens
         if ph.kind == P.TRAIN and msg.version != ph.base.version:
             return None, Abort(f"the update is relative to version {msg.version}, but round {ph.round} trains version "
                                f"{ph.base.version}; load the latest model and train again.")

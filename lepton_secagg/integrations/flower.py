@@ -43,9 +43,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ..client import Client
 from ..config import Config
@@ -54,10 +57,19 @@ from ..dp.rotation import round_seed
 from ..exceptions import ConfigRefused, DecodeError, SecAggError
 from ..hazmat.quantize import DEFAULT_RANGE, Quantizer, bits_for_precision
 from ..hazmat.rng import Rng, resolve
-from ..messages import Abort
+from ..messages import SERVER_MESSAGES, Abort
 from ..policy import Policy
 from ..server import Server
 from ..wire import decode, decode_config, encode, encode_config, masked_input_size
+
+if TYPE_CHECKING:  # flwr stays a lazy import at run time
+    from flwr.app import ConfigRecord, ConfigRecordValues, ConfigScalar, Context, Message, RecordDict, UserConfigValue
+    from flwr.clientapp.typing import ClientAppCallable, Mod
+    from flwr.common import FitRes
+    from flwr.server.client_proxy import ClientProxy
+    from flwr.serverapp import Grid
+
+    from ..dp.accounting import Accountant
 
 __all__ = ["lepton_secagg_mod", "lepton_secagg_mod_with", "node_policy", "demo_dropout_mod", "LeptonSecAggWorkflow", "RoundReport", "RECORD_KEY", "STATE_KEY"]
 
@@ -70,7 +82,7 @@ _ACK = "aborted"
 logger = logging.getLogger(__name__)
 
 
-def _log(level: int, fmt: str, *args) -> None:
+def _log(level: int, fmt: str, *args: object) -> None:
     """Log through Flower's logger (so it shows in Flower's output), else ours."""
     try:
         from flwr.common.logger import log
@@ -83,7 +95,7 @@ def _log(level: int, fmt: str, *args) -> None:
 # --- client side ------------------------------------------------------------------
 
 
-def lepton_secagg_mod(msg, ctxt, call_next):
+def lepton_secagg_mod(msg: Message, ctxt: Context, call_next: ClientAppCallable) -> Message:
     """A Flower ``ClientApp`` mod that answers ``LeptonSecAggWorkflow`` with lepton_secagg.
 
     Non-train messages pass through.  A train message without our record is
@@ -97,12 +109,12 @@ def lepton_secagg_mod(msg, ctxt, call_next):
     return _mod(msg, ctxt, call_next, node_policy(ctxt.node_config))
 
 
-def lepton_secagg_mod_with(policy: Policy):
+def lepton_secagg_mod_with(policy: Policy) -> Mod:
     """A ``lepton_secagg_mod`` that accepts only what ``policy`` accepts (and the node configuration adds)."""
     if not isinstance(policy, Policy):
         raise TypeError(f"policy must be a Policy, not {type(policy).__name__}.")
 
-    def mod(msg, ctxt, call_next):
+    def mod(msg: Message, ctxt: Context, call_next: ClientAppCallable) -> Message:
         return _mod(msg, ctxt, call_next, node_policy(ctxt.node_config, policy))
 
     return mod
@@ -118,7 +130,7 @@ NODE_KEYS = {
 }
 
 
-def demo_dropout_mod(stage: str, partitions):
+def demo_dropout_mod(stage: str, partitions: Iterable[int | str]) -> Mod:
     """A ``ClientApp`` mod for demos: the nodes whose ``partition-id`` is in ``partitions`` crash in ``stage``.
 
     Put it before ``lepton_secagg_mod`` (``mods=[demo_dropout_mod("share_keys", {3}), lepton_secagg_mod]``):
@@ -132,7 +144,7 @@ def demo_dropout_mod(stage: str, partitions):
         raise ValueError(f"stage must be one of {stages}, got {stage!r}.")
     chosen = {int(p) for p in partitions}
 
-    def mod(msg, ctxt, call_next):
+    def mod(msg: Message, ctxt: Context, call_next: ClientAppCallable) -> Message:
         record = msg.content.config_records.get(RECORD_KEY)
         if record is not None and record.get("stage") == stage and int(ctxt.node_config.get("partition-id", -1)) in chosen:
             _log(logging.WARNING, "lepton_secagg demo: partition %s drops out in round %s", ctxt.node_config["partition-id"], stage)
@@ -142,24 +154,25 @@ def demo_dropout_mod(stage: str, partitions):
     return mod
 
 
-def node_policy(node_config, base: Policy | None = None) -> Policy:
+def node_policy(node_config: Mapping[str, UserConfigValue], base: Policy | None = None) -> Policy:
     """``base`` (default ``Policy()``) with the node configuration's ``lepton-secagg-*`` keys applied.
 
     Raises:
         ValueError: a key has a value ``Policy`` refuses (the message names the key).
     """
-    changes = {}
+    changes: dict[str, Any] = {}  # Policy field -> value; Policy checks each (below)
     for key, name in NODE_KEYS.items():
         if key not in node_config:
             continue
-        value = node_config[key]
+        raw = node_config[key]
         try:
+            value: object = raw
             if name == "config_digest":
-                value = bytes.fromhex(str(value))
+                value = bytes.fromhex(str(raw))
             elif name == "corrupt_fraction":
-                value = float(value)
+                value = float(raw)
             elif name == "bits":
-                value = int(value)
+                value = int(raw)
             changes[name] = value
             replace(base or Policy(), **changes)  # validates this key now, so the error names it
         except (TypeError, ValueError) as exc:
@@ -167,7 +180,23 @@ def node_policy(node_config, base: Policy | None = None) -> Policy:
     return replace(base or Policy(), **changes)
 
 
-def _mod(msg, ctxt, call_next, policy: Policy):
+def _scalar(record: ConfigRecord, key: str) -> ConfigScalar:
+    """``record[key]`` (KeyError if absent), refusing a list where one value belongs."""
+    value = record[key]
+    if isinstance(value, list):
+        raise ValueError(f"the {key!r} field must hold one value, not a list.")
+    return value
+
+
+def _bytes(record: ConfigRecord, key: str) -> bytes:
+    """``record[key]``, which must be bytes (``DecodeError`` otherwise, as for bad bytes)."""
+    value = record[key]
+    if not isinstance(value, bytes):
+        raise DecodeError(f"the {key!r} field must be bytes, not {type(value).__name__}.")
+    return value
+
+
+def _mod(msg: Message, ctxt: Context, call_next: ClientAppCallable, policy: Policy) -> Message:
     from flwr.app import ConfigRecord, Message, RecordDict
     from flwr.app.message_type import MessageType
 
@@ -181,10 +210,12 @@ def _mod(msg, ctxt, call_next, policy: Policy):
         )
     record = records[RECORD_KEY]
     stage = record.get("stage")
+    if not isinstance(stage, str):
+        raise ValueError(f"the {RECORD_KEY!r} record names no protocol round (stage = {stage!r}).")
 
-    def reply(stage_name: str, payload: bytes | None):
+    def reply(stage_name: str, payload: bytes | None) -> Message:
         content = RecordDict()
-        fields = {"stage": stage_name}
+        fields: dict[str, ConfigRecordValues] = {"stage": stage_name}
         if payload is not None:
             fields["msg"] = payload
         content.config_records[RECORD_KEY] = ConfigRecord(fields)
@@ -192,24 +223,21 @@ def _mod(msg, ctxt, call_next, policy: Policy):
 
     if stage == _SETUP:
         _forget(ctxt)
-        cfg = decode_config(record["config"])
-        quantizer = Quantizer(
-            clip=float(record["clip"]), step=float(record["step"]), bits=int(record["bits"]),
-            num_clients=int(record["num_clients"]), max_weight=int(record["max_weight"]),
-        )
-        if quantizer.levels != int(record["levels"]) or quantizer.bits != cfg.bits:
+        cfg = decode_config(_bytes(record, "config"))
+        quantizer = _quantizer(record)
+        if quantizer.levels != int(_scalar(record, "levels")) or quantizer.bits != cfg.bits:
             raise ValueError("the quantiser does not match the session configuration.")
         enc = _dp_from_record(record)
         if enc is not None and (enc.padded_length, enc.bits) != (cfg.vector_length, cfg.bits):
             raise ValueError("the DDP encoding does not match the session configuration.")
         try:
-            client = Client(cfg, int(record["client_id"]), policy=policy)
+            client = Client(cfg, int(_scalar(record, "client_id")), policy=policy)
         except ConfigRefused as exc:
             _log(logging.WARNING, "lepton_secagg: this node refuses the server's configuration: %s", exc)
             return reply(stage, encode(Abort(str(exc)[:1024])))
-        out = client.start()
+        advertise = client.start()
         _save(ctxt, client, quantizer, enc)
-        return reply(stage, encode(out))
+        return reply(stage, encode(advertise))
 
     session = _load(ctxt)
     if session is None:
@@ -217,10 +245,13 @@ def _mod(msg, ctxt, call_next, policy: Policy):
     client, quantizer, enc = session
     cfg = client.config
     try:
-        request = decode(record["msg"], cfg)
+        request = decode(_bytes(record, "msg"), cfg)
     except DecodeError as exc:
         _forget(ctxt)
         return reply(stage, encode(client.abort(f"undecodable message: {exc}")))
+    if not isinstance(request, SERVER_MESSAGES):
+        _forget(ctxt)
+        return reply(stage, encode(client.abort(f"{type(request).__name__} is not a server message")))
     if isinstance(request, Abort):
         client.receive(request)
         _forget(ctxt)
@@ -234,6 +265,7 @@ def _mod(msg, ctxt, call_next, policy: Policy):
             return out_msg
         try:
             if enc is not None:
+                assert sent is not None  # read above whenever enc is set
                 client.set_input(_encode_private(out_msg.content, sent, enc, cfg.session_label))
             else:
                 flat, weight = _fit_update(out_msg.content, quantizer, cfg.vector_length)
@@ -255,7 +287,14 @@ def _mod(msg, ctxt, call_next, policy: Policy):
     return reply(stage, None if out is None else encode(out))
 
 
-def _fit_update(content, quantizer: Quantizer, length: int) -> tuple[np.ndarray, int]:
+def _max_weight(quantizer: Quantizer) -> int:
+    """The quantiser's max_weight: the workflow always weights updates by num_examples."""
+    if quantizer.max_weight is None:
+        raise ValueError("the Flower workflow needs a weighted quantizer (max_weight set).")
+    return quantizer.max_weight
+
+
+def _fit_update(content: RecordDict, quantizer: Quantizer, length: int) -> tuple[npt.NDArray[np.float64], int]:
     """The fit result as ``(flat parameters, weight)``; the weight travels in the vector's last slot."""
     from flwr.common import parameters_to_ndarrays
     from flwr.compat.common import recorddict_compat as compat
@@ -265,12 +304,13 @@ def _fit_update(content, quantizer: Quantizer, length: int) -> tuple[np.ndarray,
     if flat.size + 1 != length:
         raise ValueError(f"the fit returned {flat.size} parameters; the session expects {length - 1}.")
     weight = fitres.num_examples
-    if isinstance(weight, bool) or not isinstance(weight, int) or not 1 <= weight <= quantizer.max_weight:
-        raise ValueError(f"num_examples = {weight!r} must be an int in 1..{quantizer.max_weight} (the workflow's max_weight).")
+    max_weight = _max_weight(quantizer)
+    if isinstance(weight, bool) or not isinstance(weight, int) or not 1 <= weight <= max_weight:
+        raise ValueError(f"num_examples = {weight!r} must be an int in 1..{max_weight} (the workflow's max_weight).")
     return flat, weight
 
 
-def _fitins_vector(content) -> np.ndarray:
+def _fitins_vector(content: RecordDict) -> npt.NDArray[np.float64]:
     """The global parameters the fit starts from, flattened."""
     from flwr.common import parameters_to_ndarrays
     from flwr.compat.common import recorddict_compat as compat
@@ -278,7 +318,8 @@ def _fitins_vector(content) -> np.ndarray:
     return _flatten(parameters_to_ndarrays(compat.recorddict_to_fitins(content, keep_input=True).parameters))
 
 
-def _encode_private(content, sent: np.ndarray, enc: "ddp.DdpEncoding", label: bytes) -> np.ndarray:
+def _encode_private(content: RecordDict, sent: npt.NDArray[np.float64], enc: ddp.DdpEncoding,
+                    label: bytes) -> npt.NDArray[np.unsignedinteger[Any]]:
     """The DDP encoding of the fit's update (its parameters minus ``sent``), noise from the OS CSPRNG."""
     from flwr.common import parameters_to_ndarrays
     from flwr.compat.common import recorddict_compat as compat
@@ -292,30 +333,30 @@ def _encode_private(content, sent: np.ndarray, enc: "ddp.DdpEncoding", label: by
     return vector
 
 
-def _dp_fields(enc: "ddp.DdpEncoding | None") -> dict:
+def _dp_fields(enc: ddp.DdpEncoding | None) -> dict[str, ConfigRecordValues]:
     if enc is None:
         return {}
     return {"dp_mechanism": enc.mechanism, "dp_length": enc.length, "dp_bits": enc.bits, "dp_clip": enc.clip,
             "dp_scale": enc.scale, "dp_noise": str(enc.noise), "dp_beta": enc.beta}
 
 
-def _dp_from_record(record) -> "ddp.DdpEncoding | None":
+def _dp_from_record(record: ConfigRecord) -> ddp.DdpEncoding | None:
     from fractions import Fraction
 
     if "dp_mechanism" not in record:
         return None
-    return ddp.DdpEncoding(str(record["dp_mechanism"]), int(record["dp_length"]), int(record["dp_bits"]),
-                           float(record["dp_clip"]), float(record["dp_scale"]), Fraction(str(record["dp_noise"])),
-                           float(record["dp_beta"]))
+    return ddp.DdpEncoding(str(record["dp_mechanism"]), int(_scalar(record, "dp_length")), int(_scalar(record, "dp_bits")),
+                           float(_scalar(record, "dp_clip")), float(_scalar(record, "dp_scale")),
+                           Fraction(str(record["dp_noise"])), float(_scalar(record, "dp_beta")))
 
 
-def _flatten(arrays) -> np.ndarray:
+def _flatten(arrays: Sequence[npt.ArrayLike]) -> npt.NDArray[np.float64]:
     if not arrays:
         return np.zeros(0)
     return np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in arrays])
 
 
-def _save(ctxt, client: Client, quantizer: Quantizer, enc=None) -> None:
+def _save(ctxt: Context, client: Client, quantizer: Quantizer, enc: ddp.DdpEncoding | None = None) -> None:
     from flwr.app import ConfigRecord
 
     ctxt.state.config_records[STATE_KEY] = ConfigRecord({
@@ -325,24 +366,28 @@ def _save(ctxt, client: Client, quantizer: Quantizer, enc=None) -> None:
         "step": quantizer.step,
         "bits": quantizer.bits,
         "num_clients": quantizer.num_clients,
-        "max_weight": quantizer.max_weight,
+        "max_weight": _max_weight(quantizer),
         **_dp_fields(enc),
     })
 
 
-def _load(ctxt):
+def _quantizer(record: ConfigRecord) -> Quantizer:
+    """The quantiser whose fields ``record`` carries (setup message or saved state)."""
+    return Quantizer(
+        clip=float(_scalar(record, "clip")), step=float(_scalar(record, "step")), bits=int(_scalar(record, "bits")),
+        num_clients=int(_scalar(record, "num_clients")), max_weight=int(_scalar(record, "max_weight")),
+    )
+
+
+def _load(ctxt: Context) -> tuple[Client, Quantizer, ddp.DdpEncoding | None] | None:
     record = ctxt.state.config_records.get(STATE_KEY)
     if record is None or "session" not in record:
         return None
-    cfg = decode_config(record["config"])
-    quantizer = Quantizer(
-        clip=float(record["clip"]), step=float(record["step"]), bits=int(record["bits"]),
-        num_clients=int(record["num_clients"]), max_weight=int(record["max_weight"]),
-    )
-    return Client.restore(cfg, record["session"]), quantizer, _dp_from_record(record)
+    cfg = decode_config(_bytes(record, "config"))
+    return Client.restore(cfg, _bytes(record, "session")), _quantizer(record), _dp_from_record(record)
 
 
-def _forget(ctxt) -> None:
+def _forget(ctxt: Context) -> None:
     if STATE_KEY in ctxt.state.config_records:
         del ctxt.state.config_records[STATE_KEY]
 
@@ -373,14 +418,14 @@ class RoundReport:
     server_round: int
     config: Config
     quantizer: Quantizer
-    node_ids: list
-    included: list = field(default_factory=list)
-    dropped: dict = field(default_factory=dict)
+    node_ids: list[int]
+    included: list[int] = field(default_factory=list)
+    dropped: dict[int, str] = field(default_factory=dict)
     total_weight: int = 0
-    seconds: dict = field(default_factory=dict)
-    server_seconds: dict = field(default_factory=dict)
-    bytes_up: dict = field(default_factory=dict)
-    bytes_down: dict = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    server_seconds: dict[str, float] = field(default_factory=dict)
+    bytes_up: dict[str, int] = field(default_factory=dict)
+    bytes_down: dict[str, int] = field(default_factory=dict)
     error: str | None = None
     epsilon: float | None = None
 
@@ -482,7 +527,7 @@ class LeptonSecAggWorkflow:
         if dp is not None and not isinstance(dp, ddp.DdpEncoding):
             raise ValueError(f"dp must be a DdpEncoding or None, got {type(dp).__name__}.")
         self.dp = dp
-        self.accountant = None
+        self.accountant: Accountant | None = None
         if dp is not None:
             from ..dp.accounting import Accountant  # dp-accounting and scipy load only for a private run
 
@@ -498,8 +543,8 @@ class LeptonSecAggWorkflow:
         clip, weight = self.clipping_range, self.max_weight
         if self.quantization_range is not None:
             step = 2 * clip / (self.quantization_range - 1)
-            bits = self.bits or bits_for_precision(num_clients, clip, step, weight)
-            return Quantizer(clip=clip, step=step, bits=bits, num_clients=num_clients, max_weight=weight)
+            ring = self.bits or bits_for_precision(num_clients, clip, step, weight)
+            return Quantizer(clip=clip, step=step, bits=ring, num_clients=num_clients, max_weight=weight)
         bits = self.bits
         if bits is None or self.precision is not None:
             precision = self.precision if self.precision is not None else 2 * clip / DEFAULT_RANGE
@@ -514,9 +559,10 @@ class LeptonSecAggWorkflow:
     def make_config(self, num_clients: int, vector_length: int, session_label: bytes = b"") -> Config:
         """The lepton_secagg ``Config`` for ``num_clients`` vectors of ``vector_length`` elements."""
         n = num_clients
-        common = dict(bits=self.make_quantizer(n).bits, prg=self.prg, session_label=session_label)
+        bits = self.make_quantizer(n).bits
         if self.num_shares is None and self.reconstruction_threshold is None:
-            return Config.secagg_plus(n, vector_length, self.corrupt_fraction, self.dropout_fraction, **common)
+            return Config.secagg_plus(n, vector_length, self.corrupt_fraction, self.dropout_fraction,
+                                      bits=bits, prg=self.prg, session_label=session_label)
         if self.num_shares is None:
             shares = n
         elif isinstance(self.num_shares, float):
@@ -531,11 +577,11 @@ class LeptonSecAggWorkflow:
         if isinstance(t, float):
             t = max(round(t * size), 2)
         return Config(num_clients=n, vector_length=vector_length, threshold=t, neighbors=neighbors,
-                      corrupt_fraction=self.corrupt_fraction, **common)
+                      corrupt_fraction=self.corrupt_fraction, bits=bits, prg=self.prg, session_label=session_label)
 
     # -- the workflow --------------------------------------------------------------
 
-    def __call__(self, grid, context) -> None:
+    def __call__(self, grid: Grid, context: Context) -> None:
         """Run one round of secure aggregation (Flower's fit workflow protocol)."""
         from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters_to_ndarrays
         from flwr.compat.common import recorddict_compat as compat
@@ -545,7 +591,7 @@ class LeptonSecAggWorkflow:
 
         if not isinstance(context, LegacyContext):
             raise TypeError(f"Expect a LegacyContext, but get {type(context).__name__}.")
-        current_round = int(context.state.config_records[MAIN_CONFIGS_RECORD][WorkflowKey.CURRENT_ROUND])
+        current_round = int(_scalar(context.state.config_records[MAIN_CONFIGS_RECORD], WorkflowKey.CURRENT_ROUND))
         parameters = compat.arrayrecord_to_parameters(context.state.array_records[MAIN_PARAMS_RECORD], keep_input=True)
         proxy_fitins = context.strategy.configure_fit(current_round, parameters, context.client_manager)
         if not proxy_fitins:
@@ -581,6 +627,7 @@ class LeptonSecAggWorkflow:
         if self.dp is not None:
             mean = _flatten(templates) + ddp.decode(self.dp, total, round_seed(label)) / len(report.included)
             weight = len(report.included)  # DP-FedAvg: an unweighted mean of clipped updates
+            assert self.accountant is not None  # made with self.dp
             report.epsilon = self.accountant.record(self.dp, len(report.included))
         else:
             mean, weight = quantizer.decode(total, len(report.included))
@@ -594,7 +641,7 @@ class LeptonSecAggWorkflow:
         # Strategies weight results by num_examples, which never travelled in the
         # clear: every included node gets the same aggregate and weight 1.
         results = [(proxies[nid], FitRes(Status(Code.OK, "Success"), aggregated, 1, {})) for nid in report.included]
-        failures = [Exception(f"node {nid} dropped in round {rnd}") for nid, rnd in report.dropped.items()
+        failures: list[tuple[ClientProxy, FitRes] | BaseException] = [Exception(f"node {nid} dropped in round {rnd}") for nid, rnd in report.dropped.items()
                     if nid not in report.included]
         _log(logging.INFO, "aggregate_fit: received %s results and %s failures", len(results), len(failures))
         params_aggregated, metrics = context.strategy.aggregate_fit(current_round, results, failures)
@@ -602,8 +649,8 @@ class LeptonSecAggWorkflow:
             context.state.array_records[MAIN_PARAMS_RECORD] = compat.parameters_to_arrayrecord(params_aggregated, True)
             context.history.add_metrics_distributed_fit(server_round=current_round, metrics=metrics)
 
-    def _run_protocol(self, grid, cfg: Config, quantizer: Quantizer, node_ids: list, fitins: dict,
-                      report: RoundReport, group_id: str):
+    def _run_protocol(self, grid: Grid, cfg: Config, quantizer: Quantizer, node_ids: list[int], fitins: dict[int, RecordDict],
+                      report: RoundReport, group_id: str) -> npt.NDArray[np.unsignedinteger[Any]] | None:
         """Drive a ``Server`` over the grid; the sum vector, or None (``report.error`` says why)."""
         from flwr.app import ConfigRecord, Message, RecordDict
         from flwr.app.message_type import MessageType
@@ -612,24 +659,28 @@ class LeptonSecAggWorkflow:
         cid_of = {nid: i for i, nid in enumerate(node_ids)}
         cfg_bytes = encode_config(cfg)
 
-        def setup_record(cid: int) -> dict:
+        def setup_record(cid: int) -> dict[str, ConfigRecordValues]:
             return {
                 "stage": _SETUP, "config": cfg_bytes, "client_id": cid,
                 "clip": quantizer.clip, "step": quantizer.step, "bits": quantizer.bits, "levels": quantizer.levels,
-                "num_clients": quantizer.num_clients, "max_weight": quantizer.max_weight, **_dp_fields(self.dp),
+                "num_clients": quantizer.num_clients, "max_weight": _max_weight(quantizer), **_dp_fields(self.dp),
             }
 
-        pending = {cid: None for cid in range(len(node_ids))}  # cid -> server message (None: the setup)
+        # cid -> the server's next message for it (None: the setup record); Any until the core types Server.advance.
+        pending: dict[int, Any] = {cid: None for cid in range(len(node_ids))}
         while server.round.value not in ("completed", "aborted"):
             stage = server.round.value
             started = time.perf_counter()
-            messages, sent_abort, down = [], set(), 0
+            messages: list[Message] = []
+            sent_abort: set[int] = set()
+            down = 0
             for cid, smsg in pending.items():
                 if smsg is None:
                     fields = setup_record(cid)
                 else:
-                    fields = {"stage": stage, "msg": encode(smsg)}
-                    down += len(fields["msg"])
+                    wire = encode(smsg)
+                    fields = {"stage": stage, "msg": wire}
+                    down += len(wire)
                     if isinstance(smsg, Abort):
                         sent_abort.add(cid)
                 if stage == _MASKED and cid not in sent_abort:
@@ -642,20 +693,23 @@ class LeptonSecAggWorkflow:
             replies = list(grid.send_and_receive(messages, timeout=self.timeout)) if messages else []
             t_server, up = 0.0, 0
             for rmsg in replies:
-                cid = cid_of.get(rmsg.metadata.src_node_id)
-                if cid is None or cid in sent_abort or cid not in server.live:
+                sender = cid_of.get(rmsg.metadata.src_node_id)
+                if sender is None or sender in sent_abort or sender not in server.live:
                     continue
+                cid = sender
                 if rmsg.has_error():
                     report.dropped.setdefault(node_ids[cid], stage)
                     continue
                 record = rmsg.content.config_records.get(RECORD_KEY) if rmsg.has_content() else None
                 t0 = time.perf_counter()
-                if record is None or record.get("stage") != stage or not isinstance(record.get("msg"), bytes):
+                payload = None if record is None else record.get("msg")
+                obj: Any  # the client's message or an Abort; Any until the core types decode
+                if record is None or record.get("stage") != stage or not isinstance(payload, bytes):
                     obj = Abort(f"malformed reply in round {stage}")
                 else:
-                    up += len(record["msg"])
+                    up += len(payload)
                     try:
-                        obj = decode(record["msg"], cfg)
+                        obj = decode(payload, cfg)
                     except DecodeError as exc:
                         obj = Abort(f"undecodable reply: {exc}")
                 abort = server.receive(cid, obj)

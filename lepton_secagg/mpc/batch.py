@@ -10,9 +10,14 @@ process (simulation, tests, the poisoning demo); the network services in
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Generic
 
 from ..exceptions import DecodeError, LocalProtocolError
+from ..hazmat.rng import Rng
+from .field import FieldVec
+from .flp import Agg, Meas
 from .errors import ReportRejected
 from .prio3 import Prio3, VerifyState
 
@@ -28,14 +33,14 @@ class Report:
     input_shares: tuple[bytes, ...]
 
 
-def make_report(vdaf: Prio3, ctx: bytes, measurement, rng=None) -> Report:
+def make_report(vdaf: Prio3[Meas, Agg], ctx: bytes, measurement: Meas, rng: Rng | None = None) -> Report:
     """Encode, prove and shard ``measurement``; the report id is a fresh random nonce."""
     nonce, public, shares = vdaf.new_report(ctx, measurement, rng)
     return Report(nonce, public, tuple(shares))
 
 
 @dataclass
-class Aggregator:
+class Aggregator(Generic[Meas, Agg]):
     """One aggregator's state for one batch.
 
     Args:
@@ -46,16 +51,16 @@ class Aggregator:
         min_batch_size: the fewest accepted reports whose aggregate share is released.
     """
 
-    vdaf: Prio3
+    vdaf: Prio3[Meas, Agg]
     agg_id: int
     verify_key: bytes
     ctx: bytes
     min_batch_size: int = 1
-    seen: set = field(default_factory=set)
-    pending: dict = field(default_factory=dict)
-    out_shares: dict = field(default_factory=dict)
+    seen: set[bytes] = field(default_factory=set)
+    pending: dict[bytes, VerifyState] = field(default_factory=dict)
+    out_shares: dict[bytes, FieldVec] = field(default_factory=dict)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.min_batch_size < 1:
             raise ValueError(f"min_batch_size must be at least 1, got {self.min_batch_size}.")
 
@@ -71,14 +76,14 @@ class Aggregator:
 
     def finish(self, report_id: bytes, message: bytes) -> None:
         """``verify_next``: keep the output share if the verifier message confirms the report."""
-        state: VerifyState = self.pending.pop(report_id)
+        state = self.pending.pop(report_id)
         self.out_shares[report_id] = self.vdaf.verify_next(self.ctx, state, message)
 
     def drop(self, report_id: bytes) -> None:
         """Forget a report the batch refused (its id stays seen)."""
         self.pending.pop(report_id, None)
 
-    def aggregate_share(self, report_ids) -> bytes:
+    def aggregate_share(self, report_ids: Iterable[bytes]) -> bytes:
         """The encoded aggregate share over ``report_ids`` (all accepted here)."""
         ids = list(report_ids)
         if len(ids) < self.min_batch_size:
@@ -91,15 +96,15 @@ class Aggregator:
 
 
 @dataclass(frozen=True)
-class BatchResult:
+class BatchResult(Generic[Agg]):
     """The outcome of one batch: the aggregate, the accepted ids, and why each other report was refused."""
 
-    result: object
+    result: Agg
     accepted: tuple[bytes, ...]
-    rejected: dict
+    rejected: dict[bytes, str]
 
 
-def verify_report(vdaf: Prio3, ctx: bytes, aggregators: list[Aggregator], report: Report) -> None:
+def verify_report(vdaf: Prio3[Meas, Agg], ctx: bytes, aggregators: list[Aggregator[Meas, Agg]], report: Report) -> None:
     """Run one report through every aggregator; raise ``ReportRejected``/``DecodeError`` if refused."""
     if any(report.report_id in agg.seen for agg in aggregators):
         raise ReportRejected(f"report id {report.report_id.hex()} was already seen (replay).", step="verify_init")
@@ -116,10 +121,13 @@ def verify_report(vdaf: Prio3, ctx: bytes, aggregators: list[Aggregator], report
         raise
 
 
-def aggregate_in_process(vdaf: Prio3, verify_key: bytes, ctx: bytes, reports, *, min_batch_size: int = 1) -> BatchResult:
+def aggregate_in_process(
+    vdaf: Prio3[Meas, Agg], verify_key: bytes, ctx: bytes, reports: Iterable[Report], *, min_batch_size: int = 1
+) -> BatchResult[Agg]:
     """Verify and aggregate ``reports`` with all aggregators in this process; invalid reports are left out."""
     aggregators = [Aggregator(vdaf, i, verify_key, ctx, min_batch_size) for i in range(vdaf.SHARES)]
-    accepted, rejected = [], {}
+    accepted: list[bytes] = []
+    rejected: dict[bytes, str] = {}
     for report in reports:
         if len(report.input_shares) != vdaf.SHARES:
             rejected[report.report_id] = f"expected {vdaf.SHARES} input shares, got {len(report.input_shares)}"

@@ -8,10 +8,15 @@ value in ``[0, max]`` and nothing else is representable by 0/1 digits.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from typing import TypeVar
+
 import numpy as np
 
-from .field import Field
-from .flp import Circuit, Mul, ParallelSum, PolyEval
+from .field import Field, FieldVec
+from .flp import Circuit, GadgetCall, Mul, ParallelSum, PolyEval
+
+Meas = TypeVar("Meas")
 
 __all__ = ["Count", "Sum", "SumVec", "Histogram", "MultihotCountVec", "bounded_bits"]
 
@@ -34,40 +39,44 @@ class bounded_bits:
         self.last_weight = max_value - (2 ** (self.bits - 1) - 1)
         self.weights = np.array([1 << i for i in range(self.bits - 1)] + [self.last_weight], dtype=object)
 
-    def encode(self, values: np.ndarray) -> np.ndarray:
+    def encode(self, values: Sequence[int] | FieldVec) -> FieldVec:
         """Digits of each value, ``bits`` per value, concatenated."""
-        values = np.asarray(values, dtype=object)
-        high = values > 2 ** (self.bits - 1) - 1
-        base = values - high * self.last_weight
-        digits = np.empty((len(values), self.bits), dtype=object)
+        ints = np.asarray(values, dtype=object)
+        high = ints > 2 ** (self.bits - 1) - 1
+        base = ints - high * self.last_weight
+        digits = np.empty((len(ints), self.bits), dtype=object)
         for i in range(self.bits - 1):
             digits[:, i] = (base >> i) & 1
         digits[:, -1] = high.astype(int)
         return digits.reshape(-1)
 
-    def decode(self, field: type[Field], digits: np.ndarray) -> np.ndarray:
+    def decode(self, field: type[Field], digits: FieldVec) -> FieldVec:
         """The weighted digit sums (linear, so it works on shares)."""
         rows = np.asarray(digits, dtype=object).reshape(-1, self.bits)
-        return (rows * self.weights % field.MODULUS).sum(axis=1) % field.MODULUS
+        sums: FieldVec = (rows * self.weights % field.MODULUS).sum(axis=1) % field.MODULUS
+        return sums
 
 
-def _check_ints(name: str, values, low: int, high: int, length: int | None = None, *,
-                allow_bool: bool = False) -> np.ndarray:
+def _check_ints(name: str, values: Iterable[object], low: int, high: int, length: int | None = None, *,
+                allow_bool: bool = False) -> FieldVec:
     try:
         items = list(values)
     except TypeError:
         raise TypeError(f"{name} must be a sequence of integers, not {type(values).__name__}.") from None
     if length is not None and len(items) != length:
         raise ValueError(f"{name} must have {length} entries, got {len(items)}.")
+    ints: list[int] = []
     for x in items:
         if (isinstance(x, (bool, np.bool_)) and not allow_bool) or not isinstance(x, (int, np.integer, np.bool_)):
             raise TypeError(f"{name} entries must be integers, got {type(x).__name__}.")
-        if not low <= int(x) <= high:
-            raise ValueError(f"{name} entries must lie in [{low}, {high}], got {int(x)}.")
-    return np.array([int(x) for x in items], dtype=object)
+        value = int(x)
+        if not low <= value <= high:
+            raise ValueError(f"{name} entries must lie in [{low}, {high}], got {value}.")
+        ints.append(value)
+    return np.array(ints, dtype=np.object_)
 
 
-class Count(Circuit):
+class Count(Circuit[int, int]):
     """A 0/1 measurement; aggregates to the number of ones."""
 
     MEAS_LEN = OUTPUT_LEN = EVAL_OUTPUT_LEN = 1
@@ -78,21 +87,21 @@ class Count(Circuit):
         self.field = field
         self.GADGETS = [Mul()]
 
-    def encode(self, measurement) -> np.ndarray:
+    def encode(self, measurement: int) -> FieldVec:
         return _check_ints("measurement", [measurement], 0, 1)
 
-    def eval(self, meas, joint_rand, num_shares, call):
+    def eval(self, meas: FieldVec, joint_rand: FieldVec, num_shares: int, call: GadgetCall) -> FieldVec:
         square = call(0, np.array([[meas[0], meas[0]]], dtype=object))[0]
         return np.array([(square - meas[0]) % self.field.MODULUS], dtype=object)
 
-    def truncate(self, meas):
+    def truncate(self, meas: FieldVec) -> FieldVec:
         return meas[:1]
 
-    def decode(self, output, num_measurements):
+    def decode(self, output: FieldVec, num_measurements: int) -> int:
         return int(output[0])
 
 
-class Sum(Circuit):
+class Sum(Circuit[int, int]):
     """An integer in ``[0, max_measurement]``; aggregates to the sum."""
 
     JOINT_RAND_LEN = 0
@@ -106,23 +115,23 @@ class Sum(Circuit):
         self.GADGETS = [PolyEval([0, -1, 1])]
         self.GADGET_CALLS = [self.enc.bits]
 
-    def encode(self, measurement) -> np.ndarray:
+    def encode(self, measurement: int) -> FieldVec:
         return self.enc.encode(_check_ints("measurement", [measurement], 0, self.max_measurement))
 
-    def eval(self, meas, joint_rand, num_shares, call):
+    def eval(self, meas: FieldVec, joint_rand: FieldVec, num_shares: int, call: GadgetCall) -> FieldVec:
         return call(0, np.asarray(meas, dtype=object)[:, None])
 
-    def truncate(self, meas):
+    def truncate(self, meas: FieldVec) -> FieldVec:
         return self.enc.decode(self.field, meas)
 
-    def decode(self, output, num_measurements):
+    def decode(self, output: FieldVec, num_measurements: int) -> int:
         return int(output[0])
 
 
-class _Chunked(Circuit):
+class _Chunked(Circuit[Meas, list[int]]):
     """Circuits whose digits are checked 0/1 by ParallelSum(Mul) in chunks with joint randomness."""
 
-    def _setup(self, field, meas_len: int, output_len: int, chunk_length: int):
+    def _setup(self, field: type[Field], meas_len: int, output_len: int, chunk_length: int) -> None:
         _positive("chunk_length", chunk_length)
         self.field = field
         self.chunk_length = chunk_length
@@ -131,14 +140,14 @@ class _Chunked(Circuit):
         self.GADGET_CALLS = [(meas_len + chunk_length - 1) // chunk_length]
         self.JOINT_RAND_LEN = self.GADGET_CALLS[0]
 
-    def range_check(self, meas, joint_rand, num_shares, call) -> int:
+    def range_check(self, meas: FieldVec, joint_rand: FieldVec, num_shares: int, call: GadgetCall) -> int:
         return self.chunked_bit_check(meas, joint_rand, num_shares, call, self.chunk_length, self.MEAS_LEN)
 
-    def decode(self, output, num_measurements):
+    def decode(self, output: FieldVec, num_measurements: int) -> list[int]:
         return [int(x) for x in output]
 
 
-class SumVec(_Chunked):
+class SumVec(_Chunked[Sequence[int]]):
     """``length`` integers, each in ``[0, max_measurement]``; aggregates to the elementwise sum."""
 
     EVAL_OUTPUT_LEN = 1
@@ -149,17 +158,17 @@ class SumVec(_Chunked):
         self.length, self.max_measurement = length, max_measurement
         self._setup(field, length * self.enc.bits, length, chunk_length)
 
-    def encode(self, measurement) -> np.ndarray:
+    def encode(self, measurement: Sequence[int]) -> FieldVec:
         return self.enc.encode(_check_ints("measurement", measurement, 0, self.max_measurement, self.length))
 
-    def eval(self, meas, joint_rand, num_shares, call):
+    def eval(self, meas: FieldVec, joint_rand: FieldVec, num_shares: int, call: GadgetCall) -> FieldVec:
         return np.array([self.range_check(meas, joint_rand, num_shares, call)], dtype=object)
 
-    def truncate(self, meas):
+    def truncate(self, meas: FieldVec) -> FieldVec:
         return self.enc.decode(self.field, meas)
 
 
-class Histogram(_Chunked):
+class Histogram(_Chunked[int]):
     """A bucket index in ``[0, length)``; aggregates to the bucket counts."""
 
     EVAL_OUTPUT_LEN = 2
@@ -168,22 +177,22 @@ class Histogram(_Chunked):
         self.length = _positive("length", length)
         self._setup(field, length, length, chunk_length)
 
-    def encode(self, measurement) -> np.ndarray:
+    def encode(self, measurement: int) -> FieldVec:
         (index,) = _check_ints("measurement", [measurement], 0, self.length - 1)
         out = self.field.zeros(self.length)
         out[index] = 1
         return out
 
-    def eval(self, meas, joint_rand, num_shares, call):
+    def eval(self, meas: FieldVec, joint_rand: FieldVec, num_shares: int, call: GadgetCall) -> FieldVec:
         p = self.field.MODULUS
         sum_check = (int(np.asarray(meas, dtype=object).sum()) - self.field.inv(num_shares)) % p
         return np.array([self.range_check(meas, joint_rand, num_shares, call), sum_check], dtype=object)
 
-    def truncate(self, meas):
+    def truncate(self, meas: FieldVec) -> FieldVec:
         return meas
 
 
-class MultihotCountVec(_Chunked):
+class MultihotCountVec(_Chunked[Sequence[int]]):
     """A 0/1 vector of ``length`` entries with at most ``max_weight`` ones; aggregates to the counts."""
 
     EVAL_OUTPUT_LEN = 2
@@ -196,19 +205,19 @@ class MultihotCountVec(_Chunked):
         self.enc = bounded_bits(field, max_weight, "max_weight")
         self._setup(field, length + self.enc.bits, length, chunk_length)
 
-    def encode(self, measurement) -> np.ndarray:
+    def encode(self, measurement: Sequence[int]) -> FieldVec:
         bits = _check_ints("measurement", measurement, 0, 1, self.length, allow_bool=True)
         weight = int(bits.sum())
         if weight > self.max_weight:
             raise ValueError(f"measurement has {weight} ones, more than max_weight={self.max_weight}.")
         return np.concatenate([bits, self.enc.encode([weight])])
 
-    def eval(self, meas, joint_rand, num_shares, call):
+    def eval(self, meas: FieldVec, joint_rand: FieldVec, num_shares: int, call: GadgetCall) -> FieldVec:
         p = self.field.MODULUS
         meas = np.asarray(meas, dtype=object)
         weight = int(meas[: self.length].sum())
         reported = int(self.enc.decode(self.field, meas[self.length :])[0])
         return np.array([self.range_check(meas, joint_rand, num_shares, call), (weight - reported) % p], dtype=object)
 
-    def truncate(self, meas):
+    def truncate(self, meas: FieldVec) -> FieldVec:
         return meas[: self.length]

@@ -13,23 +13,26 @@ Servers print ``listening on PORT`` on stdout once ready (``--port 0`` picks one
 """
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .._preflight import UsageError
 from .keys import AggregatorKeys
-from .l2 import norm_bound_sq, prio3_bounded_l2_vec_sum
-from .prio3 import prio3_sum_vec
-from .service import HelperService, LeaderService, submit
+from .l2 import BoundedL2VecSum, norm_bound_sq, prio3_bounded_l2_vec_sum
+from .prio3 import Prio3, prio3_sum_vec
+from .service import BatchOutcome, HelperService, LeaderService, submit
 
 __all__ = ["register"]
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``mpc`` sub-command to the main parser's sub-parsers."""
     p = sub.add_parser("mpc", help="Prio3 (two aggregators, validated inputs): keygen, serve, submit")
     mpc = p.add_subparsers(dest="mpc_command", required=True)
@@ -62,13 +65,13 @@ def register(sub) -> None:
     c.set_defaults(func=cmd_submit)
 
 
-def _common(p) -> None:
+def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.add_argument("-v", "--verbose", action="count", default=0)
     p.add_argument("-q", "--quiet", action="store_true")
 
 
-def _task(p) -> None:
+def _task(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", default="lepton-secagg mpc", help="task name, bound into every derivation")
     p.add_argument("--vdaf", choices=["l2", "sumvec"], default="l2")
     p.add_argument("--length", type=int, required=True)
@@ -77,7 +80,8 @@ def _task(p) -> None:
     p.add_argument("--max", type=int, default=255, help="sumvec: largest entry")
 
 
-def _vdaf(args):
+def _vdaf(args: argparse.Namespace) -> Prio3[Any, list[int]]:
+    # The measurement type follows --vdaf (integer array for l2, list of ints for sumvec), hence Any.
     if args.vdaf == "l2":
         return prio3_bounded_l2_vec_sum(2, args.length, args.bits, norm_bound_sq(1.0, args.bits))
     return prio3_sum_vec(2, args.length, args.max, max(1, int((args.length * args.max.bit_length()) ** 0.5)))
@@ -108,7 +112,7 @@ def _read_public(path: Path) -> bytes:
     return _read_hex(path, 64, "an aggregator public key (the .pub file from 'mpc keygen')")
 
 
-def cmd_keygen(args) -> int:
+def cmd_keygen(args: argparse.Namespace) -> int:
     from ..cli import EXIT_OK  # lazily: lepton_secagg.cli imports this module
 
     keys = AggregatorKeys.generate()
@@ -120,21 +124,21 @@ def cmd_keygen(args) -> int:
     return EXIT_OK
 
 
-def _announce(future: asyncio.Future):
-    def done(f):
+def _announce(future: asyncio.Future[int]) -> asyncio.Future[int]:
+    def done(f: asyncio.Future[int]) -> None:
         if not f.cancelled() and f.exception() is None:
             print(f"listening on {f.result()}", flush=True)
     future.add_done_callback(done)
     return future
 
 
-def cmd_serve(args) -> int:
+def cmd_serve(args: argparse.Namespace) -> int:
     from ..cli import EXIT_OK
 
     vdaf, ctx = _vdaf(args), args.task.encode()
     keys, peer = _read_key(args.key), _read_public(args.peer_key)
 
-    async def run():
+    async def run() -> BatchOutcome[list[int]] | None:
         ready = _announce(asyncio.get_running_loop().create_future())
         if args.role == "helper":
             await HelperService(vdaf, ctx, keys, peer, min_batch_size=args.min_batch_size).serve(
@@ -150,10 +154,10 @@ def cmd_serve(args) -> int:
     if outcome is None:
         print(json.dumps({"ok": True, "role": "helper"}) if args.json else "helper: batch done")
         return EXIT_OK
-    result = outcome.result
+    result: list[int] | list[float] = outcome.result
     if args.vdaf == "l2":
         scale = 2 ** (args.bits - 1)
-        result = [x / scale * args.bound for x in result]
+        result = [x / scale * args.bound for x in outcome.result]
     summary = {"ok": True, "role": "leader", "sum": result, "raw_sum": outcome.result,
                "accepted": len(outcome.accepted), "rejected": len(outcome.rejected),
                "reasons": sorted(set(outcome.rejected.values()))}
@@ -162,13 +166,16 @@ def cmd_serve(args) -> int:
     return EXIT_OK
 
 
-def cmd_submit(args) -> int:
+def cmd_submit(args: argparse.Namespace) -> int:
     from ..cli import EXIT_OK, EXIT_REFUSED
 
     vdaf, ctx = _vdaf(args), args.task.encode()
     values = [float(v) for v in args.values.split(",") if v.strip()]
+    measurement: npt.NDArray[np.int64] | list[int]
     if args.vdaf == "l2":
-        measurement = vdaf.flp.circuit.quantise(np.array(values) / args.bound)
+        circuit = vdaf.flp.circuit
+        assert isinstance(circuit, BoundedL2VecSum)  # _vdaf built the L2 circuit for --vdaf l2
+        measurement = circuit.quantise(np.array(values) / args.bound)
     else:
         measurement = [int(v) for v in values]
     accepted, reason = asyncio.run(submit(*_address(args.leader, "--leader"), vdaf, ctx, measurement,

@@ -16,12 +16,19 @@ spec's choice of root.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 
 from .. import _kernels
 from ..exceptions import DecodeError
 
-__all__ = ["Field", "Field64", "Field128"]
+__all__ = ["Field", "Field64", "Field128", "FieldVec"]
+
+#: A vector (or matrix) of field elements: Python ints in an object array, reduced mod p.
+FieldVec = npt.NDArray[np.object_]
 
 _M64 = (1 << 64) - 1
 
@@ -38,25 +45,25 @@ class Field:
 
     # --- vectors ---------------------------------------------------------
     @classmethod
-    def vec(cls, values) -> np.ndarray:
+    def vec(cls, values: Sequence[int] | npt.NDArray[Any]) -> FieldVec:
         """An object array of ``values`` reduced mod p (accepts ints, negatives included)."""
         out = np.empty(len(values), dtype=object)
         out[:] = [int(v) % cls.MODULUS for v in values]
         return out
 
     @classmethod
-    def zeros(cls, shape) -> np.ndarray:
+    def zeros(cls, shape: int | tuple[int, ...]) -> FieldVec:
         out = np.empty(shape, dtype=object)
         out.fill(0)
         return out
 
     @classmethod
-    def encode_vec(cls, vec: np.ndarray) -> bytes:
+    def encode_vec(cls, vec: FieldVec) -> bytes:
         """Little-endian bytes, ``ENCODED_SIZE`` per element."""
         return cls._limbs(vec).astype("<u8").tobytes()
 
     @classmethod
-    def decode_vec(cls, data: bytes, *, what: str = "field vector") -> np.ndarray:
+    def decode_vec(cls, data: bytes, *, what: str = "field vector") -> FieldVec:
         """Parse ``data``; every element must be below the modulus (``DecodeError`` otherwise)."""
         if len(data) % cls.ENCODED_SIZE:
             raise DecodeError(
@@ -68,7 +75,7 @@ class Field:
         return vec
 
     @classmethod
-    def from_le_bytes(cls, data: bytes) -> np.ndarray:
+    def from_le_bytes(cls, data: bytes) -> FieldVec:
         """Unreduced ints from little-endian ``ENCODED_SIZE``-byte words (no range check)."""
         return cls._from_limbs(np.frombuffer(data, dtype="<u8"))
 
@@ -85,7 +92,7 @@ class Field:
         return pow(cls.GENERATOR, cls.GEN_ORDER // n, cls.MODULUS)
 
     @classmethod
-    def powers(cls, x: int, n: int) -> np.ndarray:
+    def powers(cls, x: int, n: int) -> FieldVec:
         """``[x**i for i in range(n)]`` as an object array."""
         out = np.empty(n, dtype=object)
         acc, p = 1, cls.MODULUS
@@ -95,7 +102,7 @@ class Field:
         return out
 
     @classmethod
-    def batch_inv(cls, vec: np.ndarray) -> np.ndarray:
+    def batch_inv(cls, vec: FieldVec) -> FieldVec:
         """Elementwise inverses with one exponentiation (Montgomery's trick); no zero allowed."""
         p = cls.MODULUS
         prefix = np.empty(len(vec), dtype=object)
@@ -112,7 +119,7 @@ class Field:
 
     # --- polynomials --------------------------------------------------------
     @classmethod
-    def coset_values(cls, values: np.ndarray) -> np.ndarray:
+    def coset_values(cls, values: FieldVec) -> FieldVec:
         """From values at the ``n``-th roots (last axis) to values at the coset ``s * w_n**i``.
 
         An inverse DFT (with the 1/n) then a DFT of the coefficients scaled by ``s**i``,
@@ -129,7 +136,7 @@ class Field:
         return cls._from_limbs(buf).reshape(values.shape)
 
     @classmethod
-    def _limbs(cls, a: np.ndarray) -> np.ndarray:
+    def _limbs(cls, a: FieldVec) -> npt.NDArray[np.uint64]:
         """Reduced elements as a C-contiguous uint64 array of ``WORDS`` little-endian limbs each."""
         flat = np.asarray(a, dtype=object).reshape(-1)
         out = np.empty((flat.size, cls.WORDS), dtype=np.uint64)
@@ -139,14 +146,15 @@ class Field:
         return out
 
     @classmethod
-    def _from_limbs(cls, limbs: np.ndarray) -> np.ndarray:
+    def _from_limbs(cls, limbs: npt.NDArray[np.uint64]) -> FieldVec:
         words = limbs.reshape(-1, cls.WORDS)
         if cls.WORDS == 1:
             return words[:, 0].astype(object)
-        return words[:, 0].astype(object) + (words[:, 1].astype(object) << 64)
+        joined: FieldVec = words[:, 0].astype(object) + (words[:, 1].astype(object) << 64)
+        return joined
 
     @classmethod
-    def lagrange_eval(cls, values: np.ndarray, x: int) -> np.ndarray:
+    def lagrange_eval(cls, values: FieldVec, x: int) -> FieldVec:
         """Evaluate, at ``x``, the polynomials given by values at the ``n``-th roots (last axis).
 
         Barycentric form: ``P(x) = (x^n - 1)/n * sum_i v_i w^i / (x - w^i)``;
@@ -160,7 +168,8 @@ class Field:
         rows = values.size // n
         out = np.empty((rows, cls.WORDS), dtype=np.uint64)
         _kernels.field_dot(cls._limbs(values), rows, n, cls.WORDS, cls._limbs(weights), out)
-        return cls._from_limbs(out).reshape(values.shape[:-1]) * scale % p
+        evaluated: FieldVec = cls._from_limbs(out).reshape(values.shape[:-1]) * scale % p
+        return evaluated
 
 
 class Field64(Field):

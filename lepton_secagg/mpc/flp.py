@@ -20,12 +20,12 @@ every circuit of the draft: it makes the gadget polynomial's missing
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Generic, Sequence, TypeVar
 
 import numpy as np
 
 from .errors import ReportRejected
-from .field import Field
+from .field import Field, FieldVec
 
 __all__ = ["Gadget", "Mul", "PolyEval", "ParallelSum", "Circuit", "Flp", "next_power_of_2"]
 
@@ -40,7 +40,7 @@ class Gadget:
     ARITY: int
     DEGREE = 2
 
-    def eval(self, field: type[Field], rows: np.ndarray) -> np.ndarray:
+    def eval(self, field: type[Field], rows: FieldVec) -> FieldVec:
         """Outputs for a matrix of inputs of shape ``(calls, ARITY)``."""
         raise NotImplementedError
 
@@ -50,8 +50,9 @@ class Mul(Gadget):
 
     ARITY = 2
 
-    def eval(self, field, rows):
-        return rows[:, 0] * rows[:, 1] % field.MODULUS
+    def eval(self, field: type[Field], rows: FieldVec) -> FieldVec:
+        products: FieldVec = rows[:, 0] * rows[:, 1] % field.MODULUS
+        return products
 
 
 class PolyEval(Gadget):
@@ -60,16 +61,16 @@ class PolyEval(Gadget):
     ARITY = 1
 
     def __init__(self, coeffs: Sequence[int]):
-        coeffs = list(coeffs)
-        while coeffs and coeffs[-1] == 0:
-            coeffs.pop()
-        if len(coeffs) != 3:
-            raise ValueError(f"PolyEval: only degree-2 polynomials are supported, got {len(coeffs) - 1}.")
-        self.coeffs = coeffs
+        trimmed = list(coeffs)
+        while trimmed and trimmed[-1] == 0:
+            trimmed.pop()
+        if len(trimmed) != 3:
+            raise ValueError(f"PolyEval: only degree-2 polynomials are supported, got {len(trimmed) - 1}.")
+        self.coeffs = trimmed
 
-    def eval(self, field, rows):
+    def eval(self, field: type[Field], rows: FieldVec) -> FieldVec:
         x, p = rows[:, 0], field.MODULUS
-        acc = np.full(len(x), self.coeffs[-1] % p, dtype=object)
+        acc: FieldVec = np.full(len(x), self.coeffs[-1] % p, dtype=object)
         for c in reversed(self.coeffs[:-1]):
             acc = (acc * x + c) % p
         return acc
@@ -84,15 +85,20 @@ class ParallelSum(Gadget):
         self.count = count
         self.ARITY = 2 * count
 
-    def eval(self, field, rows):
-        return (rows[:, 0::2] * rows[:, 1::2] % field.MODULUS).sum(axis=1) % field.MODULUS
+    def eval(self, field: type[Field], rows: FieldVec) -> FieldVec:
+        sums: FieldVec = (rows[:, 0::2] * rows[:, 1::2] % field.MODULUS).sum(axis=1) % field.MODULUS
+        return sums
 
 
 # The circuit asks for gadget outputs through this: (gadget index, input rows) -> outputs.
-GadgetCall = Callable[[int, np.ndarray], np.ndarray]
+GadgetCall = Callable[[int, FieldVec], FieldVec]
+
+# A circuit's measurement type and the type its decoded aggregate has.
+Meas = TypeVar("Meas")
+Agg = TypeVar("Agg")
 
 
-class Circuit:
+class Circuit(Generic[Meas, Agg]):
     """A validity circuit and its encoding (the spec's ``Valid``); subclasses fill the lengths.
 
     ``eval`` must call each gadget ``GADGET_CALLS[i]`` times in all (rows summed
@@ -108,20 +114,20 @@ class Circuit:
     GADGETS: list[Gadget]
     GADGET_CALLS: list[int]
 
-    def encode(self, measurement) -> np.ndarray:
+    def encode(self, measurement: Meas) -> FieldVec:
         raise NotImplementedError
 
-    def eval(self, meas: np.ndarray, joint_rand: np.ndarray, num_shares: int, call: GadgetCall) -> np.ndarray:
+    def eval(self, meas: FieldVec, joint_rand: FieldVec, num_shares: int, call: GadgetCall) -> FieldVec:
         raise NotImplementedError
 
-    def truncate(self, meas: np.ndarray) -> np.ndarray:
+    def truncate(self, meas: FieldVec) -> FieldVec:
         raise NotImplementedError
 
-    def decode(self, output: np.ndarray, num_measurements: int):
+    def decode(self, output: FieldVec, num_measurements: int) -> Agg:
         raise NotImplementedError
 
     # --- shared helpers for the chunked range checks ----------------------
-    def chunked_bit_check(self, meas: np.ndarray, joint_rand: np.ndarray, num_shares: int, call: GadgetCall,
+    def chunked_bit_check(self, meas: FieldVec, joint_rand: FieldVec, num_shares: int, call: GadgetCall,
                           chunk_length: int, count: int) -> int:
         """``sum_i sum_j r_i^(j+1) x_ij (x_ij - 1/s)`` over the first ``count`` entries, in chunks.
 
@@ -143,21 +149,21 @@ class Circuit:
         return int(call(0, rows).sum() % p)
 
 
-class _Recorder:
+class _Recorder(Generic[Meas, Agg]):
     """Collects the input rows of each gadget's calls; answers with true or proof-given outputs."""
 
-    def __init__(self, circuit: Circuit, outputs: Callable[[int, np.ndarray, int], np.ndarray]):
-        self.rows: list[list[np.ndarray]] = [[] for _ in circuit.GADGETS]
+    def __init__(self, circuit: Circuit[Meas, Agg], outputs: Callable[[int, FieldVec, int], FieldVec]):
+        self.rows: list[list[FieldVec]] = [[] for _ in circuit.GADGETS]
         self._circuit, self._outputs = circuit, outputs
 
-    def __call__(self, index: int, rows: np.ndarray) -> np.ndarray:
+    def __call__(self, index: int, rows: FieldVec) -> FieldVec:
         done = sum(len(r) for r in self.rows[index])
         if done + len(rows) > self._circuit.GADGET_CALLS[index]:
             raise ValueError(f"circuit calls gadget {index} more than GADGET_CALLS says.")
         self.rows[index].append(rows)
         return self._outputs(index, rows, done)
 
-    def wires(self, index: int, seeds: np.ndarray, p: int) -> np.ndarray:
+    def wires(self, index: int, seeds: FieldVec, p: int) -> FieldVec:
         """The ``(ARITY, p)`` wire values: seeds, then one column per call, then zeros."""
         g = self._circuit.GADGETS[index]
         wires = self._circuit.field.zeros((g.ARITY, p))
@@ -169,10 +175,10 @@ class _Recorder:
         return wires
 
 
-class Flp:
+class Flp(Generic[Meas, Agg]):
     """Prove, query and decide for one circuit; lengths as in the spec."""
 
-    def __init__(self, circuit: Circuit):
+    def __init__(self, circuit: Circuit[Meas, Agg]):
         self.circuit = circuit
         self.field = circuit.field
         for g in circuit.GADGETS:
@@ -201,10 +207,10 @@ class Flp:
         reduce = 1 if self.circuit.EVAL_OUTPUT_LEN > 1 else 0
         return gadget + (joint + reduce) / size
 
-    def prove(self, meas: np.ndarray, prove_rand: np.ndarray, joint_rand: np.ndarray) -> np.ndarray:
+    def prove(self, meas: FieldVec, prove_rand: FieldVec, joint_rand: FieldVec) -> FieldVec:
         """The proof: per gadget, its wire seeds then its gadget polynomial's values."""
         field, circuit = self.field, self.circuit
-        rec = _Recorder(circuit, lambda i, rows, _done: circuit.GADGETS[i].eval(field, rows))
+        rec: _Recorder[Meas, Agg] = _Recorder(circuit, lambda i, rows, _done: circuit.GADGETS[i].eval(field, rows))
         circuit.eval(meas, joint_rand, 1, rec)
         parts, offset = [], 0
         for i, (g, p) in enumerate(zip(circuit.GADGETS, self._p)):
@@ -220,8 +226,8 @@ class Flp:
             parts += [seeds, gadget_values[: 2 * (p - 1) + 1]]
         return np.concatenate(parts)
 
-    def query(self, meas: np.ndarray, proof: np.ndarray, query_rand: np.ndarray, joint_rand: np.ndarray,
-              num_shares: int) -> np.ndarray:
+    def query(self, meas: FieldVec, proof: FieldVec, query_rand: FieldVec, joint_rand: FieldVec,
+              num_shares: int) -> FieldVec:
         """This share's verifier: reduced circuit output, then per gadget the wire and gadget checks."""
         field, circuit, prime = self.field, self.circuit, self.field.MODULUS
         seeds, polys, offset = [], [], 0
@@ -232,10 +238,11 @@ class Flp:
             offset += 2 * (p - 1) + 1
 
         # Call k of gadget i answers G_i(alpha^k), the (2k)-th of the 2p-th roots.
-        def outputs(i, rows, done):
-            return polys[i][2 * (done + 1) : 2 * (done + len(rows)) + 1 : 2]
+        def outputs(i: int, rows: FieldVec, done: int) -> FieldVec:
+            answers: FieldVec = polys[i][2 * (done + 1) : 2 * (done + len(rows)) + 1 : 2]
+            return answers
 
-        rec = _Recorder(circuit, outputs)
+        rec: _Recorder[Meas, Agg] = _Recorder(circuit, outputs)
         out = np.asarray(circuit.eval(meas, joint_rand, num_shares, rec), dtype=object)
         if circuit.EVAL_OUTPUT_LEN > 1:
             v = int((out * query_rand[: circuit.EVAL_OUTPUT_LEN] % prime).sum() % prime)
@@ -253,7 +260,7 @@ class Flp:
             verifier.append(field.lagrange_eval(polys[i][None, :], t))
         return np.concatenate(verifier)
 
-    def decide(self, verifier: np.ndarray) -> bool:
+    def decide(self, verifier: FieldVec) -> bool:
         """Accept iff the circuit output is zero and every gadget check holds."""
         if len(verifier) != self.VERIFIER_LEN:
             return False
@@ -268,7 +275,7 @@ class Flp:
             offset += 1
         return True
 
-    def _complete(self, values: np.ndarray, n: int) -> np.ndarray:
+    def _complete(self, values: FieldVec, n: int) -> FieldVec:
         """Append the ``n``-th value of a polynomial of degree < n - 1 given its first ``n - 1`` values.
 
         The top coefficient ``(1/n) sum_i y_i w^i`` is zero, so

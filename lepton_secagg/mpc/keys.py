@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from ..exceptions import DecodeError
 from ..hazmat import aead
 from ..hazmat.agreement import generate_keypair, hkdf_sha256, keypair_from_private, shared_secret
-from ..hazmat.rng import resolve
+from ..hazmat.rng import Rng, resolve
 from ..hazmat.sign import Identity
 
 __all__ = ["AggregatorKeys", "PUBLIC_SIZE", "split_public", "seal_share", "open_share"]
@@ -33,12 +33,12 @@ class AggregatorKeys:
 
     seed: bytes = field(repr=False)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not isinstance(self.seed, bytes) or len(self.seed) != 32:
             raise ValueError("an aggregator seed is 32 bytes.")
 
     @classmethod
-    def generate(cls, rng=None) -> "AggregatorKeys":
+    def generate(cls, rng: Rng | None = None) -> "AggregatorKeys":
         return cls(resolve(rng).bytes(32))
 
     @property
@@ -66,7 +66,7 @@ def _box_key(secret: bytes, ephemeral: bytes, recipient: bytes) -> bytes:
     return hkdf_sha256(secret, 32, info=_LABEL + b"seal" + ephemeral + recipient)
 
 
-def seal_share(recipient_public: bytes, share: bytes, aad: bytes, rng=None) -> bytes:
+def seal_share(recipient_public: bytes, share: bytes, aad: bytes, rng: Rng | None = None) -> bytes:
     """Encrypt an input share to an aggregator's X25519 key."""
     _, x_public = split_public(recipient_public)
     source = resolve(rng)

@@ -28,10 +28,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import numpy.typing as npt
 
 from .circuits import bounded_bits
-from .field import Field, Field128
-from .flp import Circuit, ParallelSum
+from .field import Field, Field128, FieldVec
+from .flp import Circuit, GadgetCall, ParallelSum
 from .prio3 import Prio3
 
 __all__ = ["BoundedL2VecSum", "L2_VDAF_ID", "norm_bound_sq", "prio3_bounded_l2_vec_sum"]
@@ -51,7 +52,7 @@ def norm_bound_sq(bound: float, bits: int) -> int:
     return int((bound * 2 ** (bits - 1)) ** 2)
 
 
-class BoundedL2VecSum(Circuit):
+class BoundedL2VecSum(Circuit[npt.ArrayLike, list[int]]):
     """Signed ``bits``-bit fixed-point vectors of ``length`` entries with squared norm at most ``max_norm_sq``.
 
     Args:
@@ -91,7 +92,7 @@ class BoundedL2VecSum(Circuit):
         """Fixed-point scale: a float ``x`` travels as ``round(x * scale)``."""
         return self.offset
 
-    def quantise(self, update) -> np.ndarray:
+    def quantise(self, update: npt.ArrayLike) -> npt.NDArray[np.int64]:
         """Round a float vector to the circuit's integers, clipping each entry to the representable range."""
         x = np.asarray(update, dtype=np.float64).reshape(-1)
         if x.shape != (self.length,):
@@ -100,7 +101,7 @@ class BoundedL2VecSum(Circuit):
             raise ValueError("update has a NaN or infinite entry.")
         return np.clip(np.rint(x * self.scale), -self.offset, self.offset - 1).astype(np.int64)
 
-    def encode(self, measurement) -> np.ndarray:
+    def encode(self, measurement: npt.ArrayLike) -> FieldVec:
         q = np.asarray(measurement)
         if q.shape != (self.length,) or not np.issubdtype(q.dtype, np.integer):
             raise ValueError(f"measurement must be {self.length} integers (use quantise() for floats).")
@@ -113,14 +114,15 @@ class BoundedL2VecSum(Circuit):
         digits = ((u[:, None] >> np.arange(self.bits, dtype=np.uint64)) & 1).astype(object).reshape(-1)
         return np.concatenate([digits, self.norm.encode([norm_sq])])
 
-    def _offset_values(self, meas: np.ndarray) -> np.ndarray:
+    def _offset_values(self, meas: FieldVec) -> FieldVec:
         """Each entry's ``q_i + 2^(bits-1)`` from its digits (linear, works on shares)."""
         rows = np.asarray(meas[: self.length * self.bits], dtype=object).reshape(self.length, self.bits)
-        return (rows * self.entry_weights % self.field.MODULUS).sum(axis=1) % self.field.MODULUS
+        values: FieldVec = (rows * self.entry_weights % self.field.MODULUS).sum(axis=1) % self.field.MODULUS
+        return values
 
-    def eval(self, meas, joint_rand, num_shares, call):
+    def eval(self, meas: FieldVec, joint_rand: FieldVec, num_shares: int, call: GadgetCall) -> FieldVec:
         p = self.field.MODULUS
-        meas = np.asarray(meas, dtype=object)
+        meas = np.asarray(meas, dtype=np.object_)
         range_check = self.chunked_bit_check(meas, joint_rand, num_shares, call, self.chunk_length, self.MEAS_LEN)
         # q_i share = u_i share - offset / s: the constant splits evenly over the s shares.
         q = (self._offset_values(meas) - self.offset * self.field.inv(num_shares)) % p
@@ -135,17 +137,18 @@ class BoundedL2VecSum(Circuit):
         claimed = int(self.norm.decode(self.field, meas[self.length * self.bits :])[0])
         return np.array([range_check, (norm_sq - claimed) % p], dtype=object)
 
-    def truncate(self, meas):
+    def truncate(self, meas: FieldVec) -> FieldVec:
         return self._offset_values(meas)
 
-    def decode(self, output, num_measurements):
+    def decode(self, output: FieldVec, num_measurements: int) -> list[int]:
         p = self.field.MODULUS
         sums = [(int(x) - num_measurements * self.offset) % p for x in output]
         return [s - p if s > p // 2 else s for s in sums]
 
 
 def prio3_bounded_l2_vec_sum(shares: int, length: int, bits: int, max_norm_sq: int, *, num_proofs: int = 1,
-                             chunk_length: int | None = None, norm_chunk_length: int | None = None):
+                             chunk_length: int | None = None,
+                             norm_chunk_length: int | None = None) -> Prio3[npt.ArrayLike, list[int]]:
     """Prio3 with the bounded-L2 circuit over Field128 (id ``L2_VDAF_ID``)."""
     return Prio3(L2_VDAF_ID, BoundedL2VecSum(length, bits, max_norm_sq, chunk_length, norm_chunk_length),
                  shares, num_proofs)

@@ -17,7 +17,9 @@ verification raises ``ReportRejected`` naming the step.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Generic
 
 import numpy as np
 
@@ -25,8 +27,8 @@ from ..exceptions import DecodeError
 from ..hazmat import rng as _rng
 from .circuits import Count, Histogram, MultihotCountVec, Sum, SumVec
 from .errors import ReportRejected
-from .field import Field, Field64, Field128
-from .flp import Circuit, Flp
+from .field import Field, Field64, Field128, FieldVec
+from .flp import Agg, Circuit, Flp, Meas
 from .xof import XofTurboShake128, format_dst
 
 __all__ = [
@@ -53,11 +55,11 @@ USAGE_JOINT_RAND_PART = 7
 class VerifyState:
     """An aggregator's state between ``verify_init`` and ``verify_next``."""
 
-    out_share: np.ndarray
+    out_share: FieldVec
     corrected_joint_rand_seed: bytes | None
 
 
-class Prio3:
+class Prio3(Generic[Meas, Agg]):
     """One Prio3 instance: an FLP circuit, a number of aggregators and of proofs.
 
     Args:
@@ -71,7 +73,7 @@ class Prio3:
     NONCE_SIZE = 16
     xof = XofTurboShake128
 
-    def __init__(self, vdaf_id: int, circuit: Circuit, shares: int, num_proofs: int = 1):
+    def __init__(self, vdaf_id: int, circuit: Circuit[Meas, Agg], shares: int, num_proofs: int = 1):
         if isinstance(shares, bool) or not isinstance(shares, int) or not 2 <= shares <= 255:
             raise ValueError(f"shares must be an integer in [2, 255], got {shares!r}.")
         if isinstance(num_proofs, bool) or not isinstance(num_proofs, int) or not 1 <= num_proofs <= 255:
@@ -86,14 +88,14 @@ class Prio3:
         self.RAND_SIZE = shares * self.SEED_SIZE * (2 if self.uses_joint_rand else 1)
 
     # --- the client -----------------------------------------------------------
-    def new_report(self, ctx: bytes, measurement, rng=None) -> tuple[bytes, bytes, list[bytes]]:
+    def new_report(self, ctx: bytes, measurement: Meas, rng: _rng.Rng | None = None) -> tuple[bytes, bytes, list[bytes]]:
         """Shard ``measurement`` with fresh randomness: ``(nonce, public_share, input_shares)``."""
         source = _rng.resolve(rng)
         nonce = source.bytes(self.NONCE_SIZE)
         public_share, input_shares = self.shard(ctx, measurement, nonce, source.bytes(self.RAND_SIZE))
         return nonce, public_share, input_shares
 
-    def shard(self, ctx: bytes, measurement, nonce: bytes, rand: bytes) -> tuple[bytes, list[bytes]]:
+    def shard(self, ctx: bytes, measurement: Meas, nonce: bytes, rand: bytes) -> tuple[bytes, list[bytes]]:
         """The public share and one input share per aggregator (leader first), encoded."""
         if len(nonce) != self.NONCE_SIZE:
             raise ValueError(f"nonce must be {self.NONCE_SIZE} bytes, got {len(nonce)}.")
@@ -106,7 +108,7 @@ class Prio3:
         helper_seeds = seeds[0 : (self.SHARES - 1) * step : step]
         helper_blinds = seeds[1 : (self.SHARES - 1) * step : step] if self.uses_joint_rand else []
         rest = seeds[(self.SHARES - 1) * step :]
-        leader_blind, prove_seed = (rest[0], rest[1]) if self.uses_joint_rand else (None, rest[0])
+        leader_blind, prove_seed = (rest[0], rest[1]) if self.uses_joint_rand else (b"", rest[0])
 
         leader_meas = meas
         parts = []
@@ -115,7 +117,7 @@ class Prio3:
             leader_meas = (leader_meas - helper_meas) % p
             if self.uses_joint_rand:
                 parts.append(self._joint_rand_part(ctx, j, helper_blinds[j - 1], helper_meas, nonce))
-        joint_rands = None
+        joint_rands = self.field.zeros(0)  # a circuit without joint randomness reads none
         if self.uses_joint_rand:
             parts.insert(0, self._joint_rand_part(ctx, 0, leader_blind, leader_meas, nonce))
             joint_rands = self._joint_rands(ctx, self._joint_rand_seed(ctx, parts))
@@ -134,7 +136,7 @@ class Prio3:
             leader_proofs = (leader_proofs - self._helper_proofs_share(ctx, j, seed)) % p
 
         encode = self.field.encode_vec
-        shares = [encode(leader_meas) + encode(leader_proofs) + (leader_blind or b"")]
+        shares = [encode(leader_meas) + encode(leader_proofs) + leader_blind]
         shares += [seed + (helper_blinds[j] if self.uses_joint_rand else b"") for j, seed in enumerate(helper_seeds)]
         return b"".join(parts), shares
 
@@ -152,7 +154,7 @@ class Prio3:
         meas_share, proofs_share, blind = self._expand_input_share(ctx, agg_id, input_share)
         out_share = self.flp.circuit.truncate(meas_share)
 
-        corrected_seed, own_part, joint_rands = None, b"", None
+        corrected_seed, own_part, joint_rands = None, b"", self.field.zeros(0)
         if self.uses_joint_rand:
             own_part = self._joint_rand_part(ctx, agg_id, blind, meas_share, nonce)
             parts[agg_id] = own_part
@@ -192,7 +194,7 @@ class Prio3:
                 raise ReportRejected(f"proof {k} does not verify.", step="verifier_shares_to_message")
         return self._joint_rand_seed(ctx, parts) if self.uses_joint_rand else b""
 
-    def verify_next(self, ctx: bytes, state: VerifyState, message: bytes) -> np.ndarray:
+    def verify_next(self, ctx: bytes, state: VerifyState, message: bytes) -> FieldVec:
         """The output share, once the joint randomness the client used is confirmed."""
         expected = state.corrected_joint_rand_seed or b""
         if len(message) != len(expected):
@@ -201,23 +203,23 @@ class Prio3:
             raise ReportRejected("the joint randomness does not match the client's.", step="verify_next")
         return state.out_share
 
-    def aggregate(self, out_shares) -> np.ndarray:
+    def aggregate(self, out_shares: Iterable[FieldVec]) -> FieldVec:
         """Sum of output shares (an aggregate share)."""
         agg = self.field.zeros(self.flp.OUTPUT_LEN)
         for out in out_shares:
             agg = (agg + out) % self.field.MODULUS
         return agg
 
-    def encode_agg_share(self, agg_share: np.ndarray) -> bytes:
+    def encode_agg_share(self, agg_share: FieldVec) -> bytes:
         return self.field.encode_vec(agg_share)
 
-    def decode_agg_share(self, data: bytes) -> np.ndarray:
+    def decode_agg_share(self, data: bytes) -> FieldVec:
         vec = self.field.decode_vec(data, what="aggregate share")
         if len(vec) != self.flp.OUTPUT_LEN:
             raise DecodeError(f"aggregate share: expected {self.flp.OUTPUT_LEN} elements, got {len(vec)}.")
         return vec
 
-    def unshard(self, agg_shares: list[bytes], num_measurements: int):
+    def unshard(self, agg_shares: list[bytes], num_measurements: int) -> Agg:
         """The aggregate result from every aggregator's encoded aggregate share."""
         if len(agg_shares) != self.SHARES:
             raise ValueError(f"expected {self.SHARES} aggregate shares, got {len(agg_shares)}.")
@@ -228,38 +230,38 @@ class Prio3:
     def _dst(self, usage: int, ctx: bytes) -> bytes:
         return format_dst(0, self.ID, usage) + ctx
 
-    def _helper_meas_share(self, ctx, agg_id, seed):
+    def _helper_meas_share(self, ctx: bytes, agg_id: int, seed: bytes) -> FieldVec:
         return self.xof.expand_into_vec(self.field, seed, self._dst(USAGE_MEAS_SHARE, ctx), bytes([agg_id]),
                                         self.flp.MEAS_LEN)
 
-    def _helper_proofs_share(self, ctx, agg_id, seed):
+    def _helper_proofs_share(self, ctx: bytes, agg_id: int, seed: bytes) -> FieldVec:
         return self.xof.expand_into_vec(self.field, seed, self._dst(USAGE_PROOF_SHARE, ctx),
                                         bytes([self.PROOFS, agg_id]), self.flp.PROOF_LEN * self.PROOFS)
 
-    def _joint_rand_part(self, ctx, agg_id, blind, meas_share, nonce) -> bytes:
+    def _joint_rand_part(self, ctx: bytes, agg_id: int, blind: bytes, meas_share: FieldVec, nonce: bytes) -> bytes:
         binder = bytes([agg_id]) + nonce + self.field.encode_vec(meas_share)
         return self.xof.derive_seed(blind, self._dst(USAGE_JOINT_RAND_PART, ctx), binder)
 
-    def _joint_rand_seed(self, ctx, parts) -> bytes:
+    def _joint_rand_seed(self, ctx: bytes, parts: list[bytes]) -> bytes:
         return self.xof.derive_seed(bytes(self.SEED_SIZE), self._dst(USAGE_JOINT_RAND_SEED, ctx), b"".join(parts))
 
-    def _joint_rands(self, ctx, seed):
+    def _joint_rands(self, ctx: bytes, seed: bytes) -> FieldVec:
         return self.xof.expand_into_vec(self.field, seed, self._dst(USAGE_JOINT_RANDOMNESS, ctx),
                                         bytes([self.PROOFS]), self.flp.JOINT_RAND_LEN * self.PROOFS)
 
     @staticmethod
-    def _slice(vec, k, length):
-        return None if vec is None else vec[k * length : (k + 1) * length]
+    def _slice(vec: FieldVec, k: int, length: int) -> FieldVec:
+        return vec[k * length : (k + 1) * length]
 
-    def _decode_public_share(self, data: bytes) -> list[bytes] | None:
+    def _decode_public_share(self, data: bytes) -> list[bytes]:
+        """The joint randomness parts, one per aggregator (none without joint randomness)."""
         expected = self.SHARES * self.SEED_SIZE if self.uses_joint_rand else 0
         if len(data) != expected:
             raise DecodeError(f"public share: expected {expected} bytes, got {len(data)}.")
-        if not self.uses_joint_rand:
-            return None
         return [data[i : i + self.SEED_SIZE] for i in range(0, expected, self.SEED_SIZE)]
 
-    def _expand_input_share(self, ctx, agg_id, data: bytes):
+    def _expand_input_share(self, ctx: bytes, agg_id: int, data: bytes) -> tuple[FieldVec, FieldVec, bytes]:
+        """Measurement share, proofs share and blind (empty without joint randomness)."""
         blind_len = self.SEED_SIZE if self.uses_joint_rand else 0
         if agg_id == 0:
             size = self.field.ENCODED_SIZE
@@ -276,31 +278,33 @@ class Prio3:
             seed, blind = data[: self.SEED_SIZE], data[self.SEED_SIZE :]
             meas = self._helper_meas_share(ctx, agg_id, seed)
             proofs = self._helper_proofs_share(ctx, agg_id, seed)
-        return meas, proofs, (blind or None)
+        return meas, proofs, blind
 
 
 # --- the draft's instantiations -------------------------------------------------
-def prio3_count(shares: int = 2) -> Prio3:
+def prio3_count(shares: int = 2) -> Prio3[int, int]:
     return Prio3(0x00000001, Count(Field64), shares)
 
 
-def prio3_sum(shares: int, max_measurement: int) -> Prio3:
+def prio3_sum(shares: int, max_measurement: int) -> Prio3[int, int]:
     return Prio3(0x00000002, Sum(Field64, max_measurement), shares)
 
 
-def prio3_sum_vec(shares: int, length: int, max_measurement: int, chunk_length: int) -> Prio3:
+def prio3_sum_vec(shares: int, length: int, max_measurement: int, chunk_length: int) -> Prio3[Sequence[int], list[int]]:
     return Prio3(0x00000003, SumVec(Field128, length, max_measurement, chunk_length), shares)
 
 
-def prio3_histogram(shares: int, length: int, chunk_length: int) -> Prio3:
+def prio3_histogram(shares: int, length: int, chunk_length: int) -> Prio3[int, list[int]]:
     return Prio3(0x00000004, Histogram(Field128, length, chunk_length), shares)
 
 
-def prio3_multihot_count_vec(shares: int, length: int, max_weight: int, chunk_length: int) -> Prio3:
+def prio3_multihot_count_vec(
+    shares: int, length: int, max_weight: int, chunk_length: int
+) -> Prio3[Sequence[int], list[int]]:
     return Prio3(0x00000005, MultihotCountVec(Field128, length, max_weight, chunk_length), shares)
 
 
 def prio3_sum_vec_with_multiproof(shares: int, field: type[Field], num_proofs: int, length: int,
-                                  max_measurement: int, chunk_length: int) -> Prio3:
+                                  max_measurement: int, chunk_length: int) -> Prio3[Sequence[int], list[int]]:
     """The draft's experimental multiproof SumVec (id 0xFFFFFFFF), e.g. Field64 with 3 proofs."""
     return Prio3(0xFFFFFFFF, SumVec(field, length, max_measurement, chunk_length), shares, num_proofs)

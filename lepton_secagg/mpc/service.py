@@ -23,15 +23,17 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Any, Generic
 
 from ..exceptions import DecodeError, LocalProtocolError, RemoteProtocolError, SecAggError
 from ..hazmat import aead
 from ..hazmat.agreement import generate_keypair, hkdf_sha256, shared_secret
-from ..hazmat.rng import resolve
+from ..hazmat.rng import Rng, resolve
 from ..hazmat.sign import verify
 from ..transport.framing import StreamConnection
 from ..wire import decode_mpc, encode_mpc
 from .batch import Aggregator, Report, make_report
+from .flp import Agg, Meas
 from .keys import AggregatorKeys, open_share, seal_share, split_public
 from .prio3 import Prio3
 
@@ -46,16 +48,16 @@ def _aad(ctx: bytes, report_id: bytes, agg_id: int) -> bytes:
     return _LABEL + b"report" + len(ctx).to_bytes(2, "big") + ctx + report_id + bytes([agg_id])
 
 
-def upload_frame(vdaf: Prio3, ctx: bytes, report: Report, leader_public: bytes, helper_public: bytes,
-                 rng=None) -> bytes:
+def upload_frame(vdaf: Prio3[Meas, Agg], ctx: bytes, report: Report, leader_public: bytes, helper_public: bytes,
+                 rng: Rng | None = None) -> bytes:
     """The client's upload: report id, public share, and each input share sealed to its aggregator."""
     sealed = [seal_share(pub, share, _aad(ctx, report.report_id, i), rng)
               for i, (pub, share) in enumerate(zip((leader_public, helper_public), report.input_shares))]
     return encode_mpc("report", [report.report_id, report.public_share, *sealed])
 
 
-async def submit(host: str, port: int, vdaf: Prio3, ctx: bytes, measurement, leader_public: bytes,
-                 helper_public: bytes, rng=None) -> tuple[bool, str]:
+async def submit(host: str, port: int, vdaf: Prio3[Meas, Agg], ctx: bytes, measurement: Meas, leader_public: bytes,
+                 helper_public: bytes, rng: Rng | None = None) -> tuple[bool, str]:
     """Shard ``measurement``, upload it to the leader, and return ``(accepted, reason)``."""
     report = make_report(vdaf, ctx, measurement, rng)
     reader, writer = await asyncio.open_connection(host, port)
@@ -71,38 +73,44 @@ async def submit(host: str, port: int, vdaf: Prio3, ctx: bytes, measurement, lea
 
 
 class _Channel:
-    """Sealed frames in both directions after the handshake."""
+    """Sealed frames in both directions after the handshake.
 
-    def __init__(self, conn: StreamConnection, send_key: bytes, recv_key: bytes, rng):
+    A frame's items are whatever msgpack decoded (bytes, str, lists, None):
+    each receiver unpacks the ones its frame kind carries, hence ``Any``.
+    """
+
+    def __init__(self, conn: StreamConnection, send_key: bytes, recv_key: bytes, rng: Rng):
         self.conn, self._send_key, self._recv_key, self._rng = conn, send_key, recv_key, rng
         self._sent = self._received = 0
 
-    async def send(self, kind: str, items: list) -> None:
+    async def send(self, kind: str, items: list[Any]) -> None:
         box = aead.seal(self._send_key, encode_mpc(kind, items), self._sent.to_bytes(8, "big"), self._rng)
         self._sent += 1
         await self.conn.send(box)
 
-    async def recv(self, timeout: float | None = _TIMEOUT) -> tuple[str, list]:
+    async def recv(self, timeout: float | None = _TIMEOUT) -> tuple[str, list[Any]]:
         box = await asyncio.wait_for(self.conn.recv(_PEER_LIMIT), timeout)
         data = aead.open_box(self._recv_key, box, self._received.to_bytes(8, "big"))
         self._received += 1
         return decode_mpc(data, _PEER_LIMIT)
 
 
-def _expect(message: tuple[str, list], kind: str, count: int) -> list:
+def _expect(message: tuple[str, list[Any]], kind: str, count: int) -> list[Any]:
     got, items = message
     if got != kind or len(items) != count:
         raise RemoteProtocolError(f"expected a {kind!r} frame with {count} items, got {got!r} with {len(items)}.")
     return items
 
 
-async def _handshake(conn: StreamConnection, keys: AggregatorKeys, peer_public: bytes, leader: bool, rng):
+async def _handshake(
+    conn: StreamConnection, keys: AggregatorKeys, peer_public: bytes, leader: bool, rng: Rng
+) -> tuple[_Channel, bytes]:
     """Mutual authentication; returns the sealed channel and the Prio3 verify key."""
     peer_ed, _ = split_public(peer_public)
     eph = generate_keypair(rng)
     nonce = rng.bytes(32)
 
-    async def recv_plain():
+    async def recv_plain() -> tuple[str, list[Any]]:
         return decode_mpc(await asyncio.wait_for(conn.recv(4096), _TIMEOUT), 4096)
 
     if leader:
@@ -134,15 +142,15 @@ async def _handshake(conn: StreamConnection, keys: AggregatorKeys, peer_public: 
 
 
 @dataclass(frozen=True)
-class BatchOutcome:
+class BatchOutcome(Generic[Agg]):
     """What the leader ends with: the aggregate and the report ids accepted and refused (with reasons)."""
 
-    result: object
+    result: Agg
     accepted: tuple[bytes, ...]
-    rejected: dict
+    rejected: dict[bytes, str]
 
 
-class HelperService:
+class HelperService(Generic[Meas, Agg]):
     """The helper aggregator: serves one leader connection for one batch.
 
     Args:
@@ -151,16 +159,16 @@ class HelperService:
         min_batch_size: the fewest accepted reports whose aggregate share is released.
     """
 
-    def __init__(self, vdaf: Prio3, ctx: bytes, keys: AggregatorKeys, leader_public: bytes, *,
-                 min_batch_size: int = 1, rng=None):
+    def __init__(self, vdaf: Prio3[Meas, Agg], ctx: bytes, keys: AggregatorKeys, leader_public: bytes, *,
+                 min_batch_size: int = 1, rng: Rng | None = None):
         self.vdaf, self.ctx, self.keys, self.leader_public = vdaf, ctx, keys, leader_public
         self.min_batch_size, self.rng = min_batch_size, resolve(rng)
 
-    async def serve(self, host: str, port: int, ready: asyncio.Future | None = None) -> None:
+    async def serve(self, host: str, port: int, ready: asyncio.Future[int] | None = None) -> None:
         """Listen, serve the first leader that authenticates, return when its batch is done."""
-        done = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
-        async def on_connect(reader, writer):
+        async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             conn = StreamConnection(reader, writer)
             try:
                 channel, verify_key = await _handshake(conn, self.keys, self.leader_public, False, self.rng)
@@ -215,11 +223,11 @@ class HelperService:
                 raise RemoteProtocolError(f"unexpected {kind!r} frame from the leader.")
 
 
-class LeaderService:
+class LeaderService(Generic[Meas, Agg]):
     """The leader aggregator: takes ``expected_reports`` uploads, verifies them with the helper, aggregates."""
 
-    def __init__(self, vdaf: Prio3, ctx: bytes, keys: AggregatorKeys, helper_public: bytes, *,
-                 expected_reports: int, min_batch_size: int = 1, rng=None):
+    def __init__(self, vdaf: Prio3[Meas, Agg], ctx: bytes, keys: AggregatorKeys, helper_public: bytes, *,
+                 expected_reports: int, min_batch_size: int = 1, rng: Rng | None = None):
         if expected_reports < 1:
             raise ValueError(f"expected_reports must be at least 1, got {expected_reports}.")
         self.vdaf, self.ctx, self.keys, self.helper_public = vdaf, ctx, keys, helper_public
@@ -229,15 +237,17 @@ class LeaderService:
         self._upload_limit = leader_share + vdaf.SHARES * vdaf.SEED_SIZE + 1024
 
     async def run(self, host: str, port: int, helper_host: str, helper_port: int,
-                  ready: asyncio.Future | None = None) -> BatchOutcome:
+                  ready: asyncio.Future[int] | None = None) -> BatchOutcome[Agg]:
         reader, writer = await asyncio.open_connection(helper_host, helper_port)
         helper_conn = StreamConnection(reader, writer)
         channel, verify_key = await _handshake(helper_conn, self.keys, self.helper_public, True, self.rng)
         agg = Aggregator(self.vdaf, 0, verify_key, self.ctx, self.min_batch_size)
-        accepted, rejected, lock, processed = [], {}, asyncio.Lock(), [0]
-        finished = asyncio.get_running_loop().create_future()
+        accepted: list[bytes] = []
+        rejected: dict[bytes, str] = {}
+        lock, processed = asyncio.Lock(), [0]
+        finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
-        async def on_client(r, w):
+        async def on_client(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
             conn = StreamConnection(r, w)
             try:
                 data = await asyncio.wait_for(conn.recv(self._upload_limit), _TIMEOUT)
@@ -276,7 +286,7 @@ class LeaderService:
             helper_conn.close()
         return BatchOutcome(result, tuple(accepted), rejected)
 
-    async def _verify(self, channel: _Channel, agg: Aggregator, data: bytes) -> tuple[bool, str, bytes]:
+    async def _verify(self, channel: _Channel, agg: Aggregator[Meas, Agg], data: bytes) -> tuple[bool, str, bytes]:
         """One upload through both aggregators: ``(accepted, reason, report id)``."""
         kind, items = decode_mpc(data, self._upload_limit)
         if kind != "report" or len(items) != 4 or not all(isinstance(x, bytes) for x in items):

@@ -13,7 +13,7 @@ import numpy as np
 from Crypto.Cipher import AES
 from Crypto.Hash import TurboSHAKE128
 
-from .field import Field
+from .field import Field, FieldVec
 
 __all__ = ["XofTurboShake128", "XofFixedKeyAes128", "format_dst", "VERSION"]
 
@@ -30,10 +30,13 @@ def format_dst(algo_class: int, algo: int, usage: int) -> bytes:
 class _Xof:
     SEED_SIZE: int
 
+    def __init__(self, seed: bytes, dst: bytes, binder: bytes):  # pragma: no cover - overridden
+        raise NotImplementedError
+
     def next(self, length: int) -> bytes:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def next_vec(self, field: type[Field], length: int) -> np.ndarray:
+    def next_vec(self, field: type[Field], length: int) -> FieldVec:
         """The next ``length`` field elements (rejection sampling, masked to the modulus' bit length)."""
         mask = (1 << field.MODULUS.bit_length()) - 1
         parts, have = [], 0
@@ -49,7 +52,7 @@ class _Xof:
         return cls(seed, dst, binder).next(cls.SEED_SIZE)
 
     @classmethod
-    def expand_into_vec(cls, field: type[Field], seed: bytes, dst: bytes, binder: bytes, length: int) -> np.ndarray:
+    def expand_into_vec(cls, field: type[Field], seed: bytes, dst: bytes, binder: bytes, length: int) -> FieldVec:
         if length == 0:
             return field.zeros(0)
         return cls(seed, dst, binder).next_vec(field, length)

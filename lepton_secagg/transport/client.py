@@ -24,6 +24,7 @@ import numpy.typing as npt
 from .._state import Round, rounds_for
 from ..client import Client
 from ..config import Config
+from ..device_input import DeviceInput
 from ..exceptions import ConfigRefused, DecodeError, RemoteProtocolError, SecAggError
 from ..hazmat.rng import Rng
 from ..hazmat.sign import Identity
@@ -71,7 +72,7 @@ class ClientOutcome:
 async def run_session(
     conn: Connection,
     client_id: int,
-    vector: npt.ArrayLike,
+    vector: npt.ArrayLike | DeviceInput,
     *,
     identity: Identity | None = None,
     drop_in: str | None = None,
@@ -96,7 +97,7 @@ async def run_session(
     return await _session(conn, client_id, vector, identity, drop_in, drop_after, timeout, rng, policy)
 
 
-async def _session(conn: Connection, client_id: int, vector: npt.ArrayLike, identity: Identity | None, drop_in: str | None,
+async def _session(conn: Connection, client_id: int, vector: npt.ArrayLike | DeviceInput, identity: Identity | None, drop_in: str | None,
                    drop_after: str | None, timeout: float, rng: Rng | None, policy: Policy | None) -> ClientOutcome:
     out = ClientOutcome(client_id, FAILED)
     client: Client | None = None
@@ -215,7 +216,7 @@ async def run_client(
     host: str,
     port: int,
     client_id: int,
-    vector: npt.ArrayLike,
+    vector: npt.ArrayLike | DeviceInput,
     *,
     ssl_context: _ssl.SSLContext | None = None,
     server_hostname: str | None = None,

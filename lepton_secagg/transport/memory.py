@@ -19,6 +19,7 @@ from typing import cast
 import numpy.typing as npt
 
 from ..config import Config
+from ..device_input import DeviceInput
 from ..hazmat.rng import Rng
 from ..hazmat.sign import Identity
 from ..policy import Policy
@@ -101,7 +102,7 @@ class MemoryNetwork:
         task.add_done_callback(self._tasks.discard)
         return client_end
 
-    async def run_client(self, client_id: int, vector: npt.ArrayLike, *, identity: Identity | None = None, drop_in: str | None = None,
+    async def run_client(self, client_id: int, vector: npt.ArrayLike | DeviceInput, *, identity: Identity | None = None, drop_in: str | None = None,
                          timeout: float = 120.0, rng: Rng | None = None, policy: Policy | None = None) -> ClientOutcome:
         """``transport.client.run_client`` over this network (``drop_in``: the round whose reply it never sends)."""
         return await run_session(self.connect(), client_id, vector, identity=identity, drop_in=drop_in, timeout=timeout, rng=rng,
