@@ -44,7 +44,7 @@ from ...hazmat.prg import key_size
 from ...hazmat.quantize import Quantizer
 from ...hazmat.rng import Rng
 from .masking import add_masks
-from .quantization import _check_float_vector, _check_quantizer, _check_weight, _quantize_with_noise
+from .quantization import _check_float_vector, _check_quantizer, _check_real_vector, _check_weight, _quantize_with_noise
 from .ring import _ring_view, as_ring_numpy
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -163,12 +163,7 @@ class DeviceFloatInput:
         """Check the update against the session, then draw the rounding-stream key from ``rng``."""
         import torch
         values, quantizer = self.values, self.quantizer
-        if not torch.is_tensor(values):
-            raise TypeError(f"the device input must be a torch tensor, not {type(values).__name__}.")
-        if values.is_complex() or values.dtype == torch.bool:
-            raise TypeError(f"the device input must hold real numbers, got dtype {values.dtype}.")
-        if values.dim() != 1:
-            raise ValueError(f"the device input must be a 1-D tensor, got shape {tuple(values.shape)}.")
+        _check_real_vector(torch, values, "the device input")
         _check_quantizer(quantizer)
         _check_weight(quantizer, self.weight)
         if quantizer.bits != bits:

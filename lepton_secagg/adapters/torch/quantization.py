@@ -187,13 +187,18 @@ def _check_weight(quantizer: Quantizer, weight: object) -> None:
         raise ValueError("this Quantizer has no weight slot; create it with max_weight= to send weights.")
 
 
-def _check_float_vector(torch: ModuleType, tensor: torch.Tensor) -> torch.Tensor:
+def _check_real_vector(torch: ModuleType, tensor: torch.Tensor, what: str = "values") -> None:
+    """TypeError / ValueError unless ``tensor`` is a 1-D tensor of real numbers (``what`` names it in the message)."""
     if not torch.is_tensor(tensor):
-        raise TypeError(f"values must be a torch tensor, not {type(tensor).__name__}.")
+        raise TypeError(f"{what} must be a torch tensor, not {type(tensor).__name__}.")
     if tensor.is_complex() or tensor.dtype == torch.bool:
-        raise TypeError(f"values must be real numbers, got dtype {tensor.dtype}.")
+        raise TypeError(f"{what} must be real numbers, got dtype {tensor.dtype}.")
     if tensor.dim() != 1:
-        raise ValueError(f"values must be a 1-D vector, got shape {tuple(tensor.shape)}.")
+        raise ValueError(f"{what} must be a 1-D vector, got shape {tuple(tensor.shape)}.")
+
+
+def _check_float_vector(torch: ModuleType, tensor: torch.Tensor) -> torch.Tensor:
+    _check_real_vector(torch, tensor)
     x = tensor.detach()
     if x.dtype in _unsigned(torch, 64):
         x = _unsigned_to_float64(torch, x.view(torch.int64))  # torch has no uint64 -> float cast
