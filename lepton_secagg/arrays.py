@@ -24,12 +24,15 @@ import math
 import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
 from .config import Config
 from .hazmat.quantize import DEFAULT_RANGE, Quantizer, bits_for_precision
+
+if TYPE_CHECKING:  # typing.Self is 3.11+; annotations are not evaluated at run time
+    from typing import Self
 
 __all__ = ["ArrayEntry", "ArraySpec", "ArrayPlan", "flatten", "unflatten", "plan", "GRAPHS"]
 
@@ -86,25 +89,34 @@ class ArraySpec:
         return json.dumps(self.to_dict(), separators=(",", ":"))
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ArraySpec:
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
         """Rebuild a spec from ``to_dict()`` (or a torch ``FlatSpec.to_dict()``); ValueError if it is inconsistent."""
+        name = cls.__name__
         try:
             if data["version"] != _FORMAT_VERSION:
-                raise ValueError(f"unsupported spec version {data['version']!r}; this library reads {_FORMAT_VERSION}.")
-            entries = tuple(
-                ArrayEntry(
-                    name=e["name"],
-                    shape=tuple(operator.index(s) for s in e["shape"]),
-                    dtype=_dtype_name(e["dtype"]),
-                    offset=operator.index(e["offset"]),
-                )
-                for e in data["entries"]
-            )
-            spec = cls(entries, data["mapping"], operator.index(data["num_float"]), operator.index(data["numel"]))
+                raise ValueError(f"unsupported {name} version {data['version']!r}; this library reads {_FORMAT_VERSION}.")
+            entries = tuple(cls._entry_from_dict(e) for e in data["entries"])
+            spec = cls(entries, data["mapping"], operator.index(data["num_float"]), operator.index(data["numel"]),
+                       **cls._extra_from_dict(data))
         except (KeyError, TypeError) as exc:
-            raise ValueError(f"not an ArraySpec dict: missing or mistyped {exc}") from None
+            raise ValueError(f"not {'an' if name[0] in 'AEIOU' else 'a'} {name} dict: missing or mistyped {exc}") from None
         spec._validate()
         return spec
+
+    @classmethod
+    def _entry_from_dict(cls, e: Mapping[str, Any]) -> ArrayEntry:
+        """One entry of ``to_dict()['entries']`` (a subclass adds its own fields)."""
+        return ArrayEntry(
+            name=e["name"],
+            shape=tuple(operator.index(s) for s in e["shape"]),
+            dtype=_dtype_name(e["dtype"]),
+            offset=operator.index(e["offset"]),
+        )
+
+    @classmethod
+    def _extra_from_dict(cls, data: Mapping[str, Any]) -> dict[str, Any]:
+        """The constructor arguments a subclass adds to the four above (none here)."""
+        return {}
 
     @classmethod
     def from_json(cls, text: str | bytes) -> ArraySpec:

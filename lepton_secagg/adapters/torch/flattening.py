@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
 
-from ...arrays import _EXACT_INT, _FORMAT_VERSION, ArrayEntry, ArraySpec
+from ...arrays import _EXACT_INT, ArrayEntry, ArraySpec
 from ._lazy import _torch, _unsigned
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -71,32 +71,19 @@ class FlatSpec(ArraySpec):
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> FlatSpec:
-        """Rebuild a spec from ``to_dict()`` output; ValueError if it is inconsistent."""
-        try:
-            if data["version"] != _FORMAT_VERSION:
-                raise ValueError(f"unsupported FlatSpec version {data['version']!r}; this library reads {_FORMAT_VERSION}.")
-            entries = tuple(
-                TensorSpec(
-                    name=e["name"],
-                    shape=tuple(operator.index(s) for s in e["shape"]),
-                    dtype=e["dtype"],
-                    device=e["device"],
-                    offset=operator.index(e["offset"]),
-                )
-                for e in data["entries"]
-            )
-            spec = cls(
-                entries=entries,
-                mapping=data["mapping"],
-                num_float=operator.index(data["num_float"]),
-                numel=operator.index(data["numel"]),
-                metadata=data.get("metadata"),
-            )
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"not a FlatSpec dict: {exc!r}") from None
-        spec._validate()
-        return spec
+    def _entry_from_dict(cls, e: Mapping[str, Any]) -> TensorSpec:
+        # torch dtype names, kept as written (not numpy's)
+        return TensorSpec(
+            name=e["name"],
+            shape=tuple(operator.index(s) for s in e["shape"]),
+            dtype=e["dtype"],
+            device=e["device"],
+            offset=operator.index(e["offset"]),
+        )
+
+    @classmethod
+    def _extra_from_dict(cls, data: Mapping[str, Any]) -> dict[str, Any]:
+        return {"metadata": data.get("metadata")}
 
     def _validate(self) -> None:
         if self.metadata is not None and not isinstance(self.metadata, str):
