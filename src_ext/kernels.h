@@ -62,11 +62,25 @@ extern const ls_kernel ls_chacha_avx512; /* 16 blocks in parallel */
 size_t ls_quantize_into(const double *values, const double *uniforms, void *out, int w64, size_t n,
                         double clip, double scale, double levels, uint64_t weight);
 
+/* A fast path of the quantisation step (quantize.c), for clip > 0 and s = (c + clip) * scale
+ * within [0, 2^30]: as ls_quantize_into on float32 (f32 = 1) or float64 values with
+ * uniforms[i] = uw[i] * 2^-32 and integer levels lvi. */
+typedef size_t (*ls_quant_fn)(const void *values, int f32, const uint32_t *uw, void *out, int w64, size_t n,
+                              double clip, double scale, int32_t lvi, uint64_t weight, size_t *nonfinite);
+typedef struct {
+    const char *name; /* "avx512", "generic" */
+    ls_quant_fn fn;   /* NULL where not compiled */
+} ls_quant_kernel;
+extern const ls_quant_kernel ls_quant_avx512;  /* AVX-512 F/DQ/VL/BW */
+extern const ls_quant_kernel ls_quant_generic; /* C, compiler-vectorised (AVX2 clone) */
+
 /* The quantisation step of the fused pipeline (quantize.c): as ls_quantize_into on float32
- * (f32 = 1) or float64 values, with uniforms[i] = uw[i] * 2^-32; adds the number of
- * NaN/infinite values to *nonfinite; returns how many values were clipped. */
-size_t ls_quantize_words(const void *values, int f32, const uint32_t *uw, void *out, int w64, size_t n,
-                         double clip, double scale, double levels, uint64_t weight, size_t *nonfinite);
+ * (f32 = 1) or float64 values, with uniforms[i] = uw[i] * 2^-32; kernel->fn where its bounds
+ * hold, else the general loop; adds the number of NaN/infinite values to *nonfinite;
+ * returns how many values were clipped. */
+size_t ls_quantize_words(const ls_quant_kernel *kernel, const void *values, int f32, const uint32_t *uw, void *out,
+                         int w64, size_t n, double clip, double scale, double levels, uint64_t weight,
+                         size_t *nonfinite);
 
 /* Packing at b bits per element (pack.c): out gets ceil(n * bits / 8) bytes; returns
  * nonzero when some element was >= 2^bits (its high bits are dropped).  unpack reads

@@ -55,6 +55,7 @@ int ls_cpu_has(const char *feature)
     if (!strcmp(feature, "vaes512")) return __builtin_cpu_supports("vaes") && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("aes");
     if (!strcmp(feature, "avx2")) return __builtin_cpu_supports("avx2");
     if (!strcmp(feature, "avx512f")) return __builtin_cpu_supports("avx512f");
+    if (!strcmp(feature, "avx512dq")) return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");
 #else
     (void)feature;
 #endif
@@ -66,12 +67,20 @@ static const ls_kernel *const AES_KERNELS[] = {&ls_aes_vaes512, &ls_aes_vaes256,
 static const char *const AES_NEEDS[] = {"vaes512", "vaes256", "aes"};
 static const ls_kernel *const CHACHA_KERNELS[] = {&ls_chacha_avx512, &ls_chacha_avx2, &ls_chacha_scalar};
 static const char *const CHACHA_NEEDS[] = {"avx512f", "avx2", NULL};
+static const ls_quant_kernel *const QUANT_KERNELS[] = {&ls_quant_avx512, &ls_quant_generic};
+static const char *const QUANT_NEEDS[] = {"avx512dq", NULL};
 
 /* Process-wide choice (CPU features are process-wide); NULL aes = fallback. */
 static const ls_kernel *aes_kernel = NULL;
 static const ls_kernel *chacha_kernel = &ls_chacha_scalar;
+static const ls_quant_kernel *quant_kernel = &ls_quant_generic;
 
 static int kernel_usable(const ls_kernel *k, const char *needs)
+{
+    return k->fn != NULL && (needs == NULL || ls_cpu_has(needs));
+}
+
+static int quant_usable(const ls_quant_kernel *k, const char *needs)
 {
     return k->fn != NULL && (needs == NULL || ls_cpu_has(needs));
 }
@@ -88,6 +97,12 @@ static void pick_kernels(void)
     for (size_t i = 0; i < sizeof CHACHA_KERNELS / sizeof *CHACHA_KERNELS; i++)
         if (kernel_usable(CHACHA_KERNELS[i], CHACHA_NEEDS[i])) {
             chacha_kernel = CHACHA_KERNELS[i];
+            break;
+        }
+    quant_kernel = &ls_quant_generic;
+    for (size_t i = 0; i < sizeof QUANT_KERNELS / sizeof *QUANT_KERNELS; i++)
+        if (quant_usable(QUANT_KERNELS[i], QUANT_NEEDS[i])) {
+            quant_kernel = QUANT_KERNELS[i];
             break;
         }
 }
@@ -251,6 +266,7 @@ static void run_job(const job_t *job, size_t n, long threads)
 typedef struct {
     job_t masks;           /* the mask keys over the out words (offset 0) */
     job_t round;           /* the rounding key over 32-bit words (offset 0) */
+    const ls_quant_kernel *quant;
     const void *values;
     int f32;
     size_t m;              /* values; out[m:] holds extra ring elements */
@@ -285,11 +301,21 @@ static void fused_part(fused_part_t *part)
             memset(uw, 0, qn * 4);
             apply_range(&f->round, f->round.keys, 0, e * 4, qend * 4, (uint8_t *)uw);
             const void *x = f->f32 ? (const void *)((const float *)f->values + e) : (const void *)((const double *)f->values + e);
-            part->clipped += ls_quantize_words(x, f->f32, uw, v, w64, qn, f->clip, f->scale, f->levels, f->weight,
+            part->clipped += ls_quantize_words(f->quant, x, f->f32, uw, v, w64, qn, f->clip, f->scale, f->levels, f->weight,
                                                &part->nonfinite);
         }
-        for (size_t k = 0; k < f->masks.nkeys; k++)
+        /* the next piece's values and out words, a share of their lines before each key, so
+         * their DRAM reads overlap the keystream work instead of stalling the quantisation */
+        size_t nk = f->masks.nkeys, next = part->e1 - eb < CHUNK_BYTES / isz ? part->e1 - eb : CHUNK_BYTES / isz;
+        size_t vsz = f->f32 ? 4 : 8, nx = eb < f->m ? (f->m - eb < next ? f->m - eb : next) * vsz : 0;
+        const uint8_t *xn = (const uint8_t *)f->values + eb * vsz, *vn = v + (eb - e) * isz;
+        for (size_t k = 0; k < nk; k++) {
+            for (size_t i = (nx * k / nk) & ~(size_t)63; i < ((nx * (k + 1) / nk) & ~(size_t)63); i += 64)
+                __builtin_prefetch(xn + i, 0, 3);
+            for (size_t i = (next * isz * k / nk) & ~(size_t)63; i < ((next * isz * (k + 1) / nk) & ~(size_t)63); i += 64)
+                __builtin_prefetch(vn + i, 1, 3);
             apply_range(&f->masks, f->masks.keys + k * f->masks.key_stride, f->masks.signs[k] < 0, e * isz, eb * isz, v);
+        }
         if (w64 && f->ring_mask != ~(uint64_t)0) {
             for (size_t i = 0; i < eb - e; i++)
                 ((uint64_t *)v)[i] &= f->ring_mask;
@@ -931,7 +957,7 @@ static PyObject *encode_masked(PyObject *module, PyObject *const *args, Py_ssize
     fused_t f = {
         {kernel, ek + stride, stride, sign_arr, (size_t)nkeys, (uint8_t *)ov.buf, 0, 0, w64, (size_t)ov.itemsize, bshift},
         {kernel, ek, stride, NULL, 1, NULL, 0, 0, 0, 4, bshift},
-        vv.buf, f32, m, clip, scale, (double)levels, (uint64_t)weight,
+        quant_kernel, vv.buf, f32, m, clip, scale, (double)levels, (uint64_t)weight,
         bits == 64 ? ~(uint64_t)0 : (((uint64_t)1 << bits) - 1),
     };
     const uint8_t *round_key = (const uint8_t *)PyBytes_AS_STRING(args[7]);
@@ -1048,16 +1074,16 @@ static PyObject *kernel_names(PyObject *module, PyObject *unused)
 {
     (void)module;
     (void)unused;
-    return Py_BuildValue("{ssss}", "aes128ctr", aes_kernel ? aes_kernel->name : "numpy",
-                         "chacha20", chacha_kernel->name);
+    return Py_BuildValue("{ssssss}", "aes128ctr", aes_kernel ? aes_kernel->name : "numpy",
+                         "chacha20", chacha_kernel->name, "quantize", quant_kernel->name);
 }
 
 static PyObject *available_kernels(PyObject *module, PyObject *unused)
 {
     (void)module;
     (void)unused;
-    PyObject *aes = PyList_New(0), *cha = PyList_New(0);
-    if (aes == NULL || cha == NULL)
+    PyObject *aes = PyList_New(0), *cha = PyList_New(0), *quant = PyList_New(0);
+    if (aes == NULL || cha == NULL || quant == NULL)
         goto fail;
     for (size_t i = 0; i < sizeof AES_KERNELS / sizeof *AES_KERNELS; i++)
         if (kernel_usable(AES_KERNELS[i], AES_NEEDS[i])) {
@@ -1071,15 +1097,22 @@ static PyObject *available_kernels(PyObject *module, PyObject *unused)
             if (s == NULL || PyList_Append(cha, s) < 0) { Py_XDECREF(s); goto fail; }
             Py_DECREF(s);
         }
-    return Py_BuildValue("{sNsN}", "aes128ctr", aes, "chacha20", cha);
+    for (size_t i = 0; i < sizeof QUANT_KERNELS / sizeof *QUANT_KERNELS; i++)
+        if (quant_usable(QUANT_KERNELS[i], QUANT_NEEDS[i])) {
+            PyObject *s = PyUnicode_FromString(QUANT_KERNELS[i]->name);
+            if (s == NULL || PyList_Append(quant, s) < 0) { Py_XDECREF(s); goto fail; }
+            Py_DECREF(s);
+        }
+    return Py_BuildValue("{sNsNsN}", "aes128ctr", aes, "chacha20", cha, "quantize", quant);
 fail:
     Py_XDECREF(aes);
     Py_XDECREF(cha);
+    Py_XDECREF(quant);
     return NULL;
 }
 
-/* _set_kernels(aes, chacha): force a kernel by name ("numpy" = fallback for
- * aes, None = keep); _set_kernels() restores the automatic choice. */
+/* _set_kernels(aes, chacha[, quantize]): force a kernel by name ("numpy" =
+ * fallback for aes, None = keep); _set_kernels() restores the automatic choice. */
 static PyObject *set_kernels(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
@@ -1087,11 +1120,12 @@ static PyObject *set_kernels(PyObject *module, PyObject *const *args, Py_ssize_t
         pick_kernels();
         Py_RETURN_NONE;
     }
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "_set_kernels() takes no arguments or (aes, chacha).");
+    if (nargs != 2 && nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "_set_kernels() takes no arguments or (aes, chacha[, quantize]).");
         return NULL;
     }
     const ls_kernel *new_aes = aes_kernel, *new_cha = chacha_kernel;
+    const ls_quant_kernel *new_quant = quant_kernel;
     if (args[0] != Py_None) {
         const char *name = PyUnicode_AsUTF8(args[0]);
         if (name == NULL)
@@ -1126,8 +1160,24 @@ static PyObject *set_kernels(PyObject *module, PyObject *const *args, Py_ssize_t
             return NULL;
         }
     }
+    if (nargs == 3 && args[2] != Py_None) {
+        const char *name = PyUnicode_AsUTF8(args[2]);
+        if (name == NULL)
+            return NULL;
+        int found = 0;
+        for (size_t i = 0; !found && i < sizeof QUANT_KERNELS / sizeof *QUANT_KERNELS; i++)
+            if (!strcmp(name, QUANT_KERNELS[i]->name) && quant_usable(QUANT_KERNELS[i], QUANT_NEEDS[i])) {
+                new_quant = QUANT_KERNELS[i];
+                found = 1;
+            }
+        if (!found) {
+            PyErr_Format(PyExc_ValueError, "no usable quantisation kernel named %R on this CPU.", args[2]);
+            return NULL;
+        }
+    }
     aes_kernel = new_aes;
     chacha_kernel = new_cha;
+    quant_kernel = new_quant;
     Py_RETURN_NONE;
 }
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import array
 import os
+import platform
+import sys
 import threading
 
 import numpy as np
@@ -621,3 +623,22 @@ def test_quantize_into_releases_the_gil(c_only):
         done.set()
         t.join()
     assert during > 100
+
+
+def test_c_quantize_kernel_is_picked_by_cpu_features_and_can_be_forced(c_only):
+    """The fused pipeline's quantisation step: AVX-512 where the CPU has F/DQ/VL/BW, else the generic loop."""
+    available = c_only._available_kernels()["quantize"]
+    assert available[-1] == "generic" and c_only._kernels()["quantize"] == available[0]
+    if sys.platform == "linux" and platform.machine() == "x86_64":
+        with open("/proc/cpuinfo") as f:
+            flags = set(next(line for line in f if line.startswith("flags")).split(":")[1].split())
+        assert ("avx512" in available) == ({"avx512f", "avx512dq", "avx512vl", "avx512bw"} <= flags)
+    try:
+        c_only._set_kernels(None, None, "generic")
+        assert c_only._kernels()["quantize"] == "generic"
+        with pytest.raises(ValueError, match="no usable quantisation kernel named 'nope'"):
+            c_only._set_kernels(None, None, "nope")
+        assert c_only._kernels()["quantize"] == "generic"  # a refused call changes nothing
+    finally:
+        c_only._set_kernels()
+    assert c_only._kernels()["quantize"] == available[0]

@@ -10,6 +10,7 @@ patches the kernel).
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -93,9 +94,56 @@ def test_c_kernel_is_bit_identical_to_the_numpy_spec(bits, m, weighted, suite, n
             rs.bytes(key_size(suite)), [rs.bytes(key_size(suite)) for _ in range(nkeys)],
             [int(s) for s in rs.choice([1, -1], nkeys)], suite)
     a = np.full(m + weighted, 7, dtype=dtype)
-    b = a.copy()
-    assert _native.encode_masked(values, a, *args, 1) == _speedups.encode_masked(values, b, *args, threads)
-    assert a.tobytes() == b.tobytes()
+    expected = _native.encode_masked(values, a, *args, 1)
+    for kernel in _speedups._available_kernels()["quantize"]:
+        b = np.full(m + weighted, 7, dtype=dtype)
+        with quantize_kernel(kernel):
+            assert _speedups.encode_masked(values, b, *args, threads) == expected, kernel
+        assert a.tobytes() == b.tobytes(), kernel
+
+
+@contextlib.contextmanager
+def quantize_kernel(name):
+    """Run the C pipeline's quantisation step on kernel ``name`` (``_available_kernels()["quantize"]``)."""
+    _speedups._set_kernels(None, None, name)
+    try:
+        yield
+    finally:
+        _speedups._set_kernels()
+
+
+@pytest.mark.parametrize("bits", [32, 48])
+@pytest.mark.parametrize("suite", SUITES)
+def test_rounding_decision_at_its_exact_boundary(bits, suite):
+    """s = 1 + (w + d) * 2^-32 for the value's own rounding word w: up exactly when d > 0.
+
+    u = w * 2^-32 < s - floor(s) = (w + d) * 2^-32 is true for d = 2^-8 and
+    false for d = 0 or -2^-8, whatever w is, so a kernel that rounds at w <= D,
+    or that loses the 2^-40 in its arithmetic, gets some of these wrong (random
+    values reach these boundaries with probability 2^-32).  clip = 8, scale = 1:
+    x = s - 8, exact in float64.  Lengths leave a tail after the 16-wide loop.
+    """
+    if _speedups is None:
+        pytest.skip("C extension not available")
+    rs = np.random.default_rng(bits)
+    round_key = rs.bytes(key_size(suite))
+    m = 3 * 1000 + 7
+    words = np.frombuffer(keystream(suite, round_key, 4 * m), dtype="<u4").astype(np.float64)
+    d = np.tile([0.0, 2.0**-8, -(2.0**-8)], m // 3 + 1)[:m]
+    values = 1.0 + (words + d) * 2.0**-32 - 8.0
+    assert np.array_equal((values + 8.0 - 1.0) * 2.0**32, words + d)  # every value exact, as planned
+    up = (d > 0).astype(np.uint64)
+    up[(words == 0) & (d < 0)] = 0  # s = 1 - 2^-40: floor 0, then up (u = 0 < 1 - 2^-40): level 1 all the same
+    dtype = np.uint32 if bits <= 32 else np.uint64
+    args = (bits, 8.0, 1.0, 16, 1, round_key, [], [], suite, 1)
+    spec = np.zeros(m, dtype=dtype)
+    _native.encode_masked(values, spec, *args)
+    assert spec.astype(np.uint64).tolist() == (1 + up).tolist()
+    for kernel in _speedups._available_kernels()["quantize"]:
+        out = np.zeros(m, dtype=dtype)
+        with quantize_kernel(kernel):
+            assert _speedups.encode_masked(values, out, *args) == (0, 0)
+        assert out.tolist() == spec.tolist(), kernel
 
 
 @pytest.mark.parametrize("suite", SUITES)
