@@ -97,8 +97,9 @@ class ClientState:
     session_id: bytes = b""
     peers: dict[int, KeyEntry] = field(default_factory=dict, repr=False)  # id -> KeyEntry, live at share_keys
     box_keys: dict[int, bytes] = field(default_factory=dict, repr=False)  # peer -> share-box key
-    # peer -> pairwise PRG key, agreed at share_keys so the masked-input round
-    # (the one that waits on the update) does no key agreement; dropped once used
+    # the PRG key of each mask this client adds (its own id -> self mask, peer ->
+    # pairwise mask), derived at share_keys so the masked-input round (the one
+    # that waits on the update) does no key agreement or derivation; dropped once used
     mask_keys: dict[int, bytes] = field(default_factory=dict, repr=False)
     shares: dict[int, tuple[bytes, bytes]] = field(default_factory=dict, repr=False)  # owner -> (self-mask share, mask-key share)
     survivors: tuple[int, ...] | None = None  # the set signed in active mode
@@ -157,7 +158,7 @@ def share_keys(ctx: ClientContext, state: ClientState, msg: ShareKeysRequest) ->
             raise _remote(f"client {holder}'s encryption key is unusable ({exc})", "share_keys", me) from None
         box_keys[holder] = key
         boxes.append((holder, aead.seal(key, plain, S.box_context(msg.session_id, me, holder), ctx.rng)))
-    mask_keys = pairwise_mask_keys(ctx, masking.private, peers, msg.session_id)
+    mask_keys = derive_mask_keys(ctx, masking.private, seed, peers, msg.session_id)
     new = replace(state, session_id=msg.session_id, peers=peers, box_keys=box_keys, mask_keys=mask_keys, shares={me: own_shares})
     return new, ShareKeys(me, tuple(boxes))
 
@@ -190,8 +191,7 @@ def masked_input(ctx: ClientContext, state: ClientState, msg: MaskedInputRequest
             raise _remote(f"the share box from client {sender} is addressed to another pair", "masked_input", me)
         shares[sender] = (seed_share, key_share)
     _check_enough(ctx, len(shares), "neighbours that shared their keys", "masked_input")
-    seed = _drawn(ctx, state, "masked_input")[2]
-    keys = [S.self_mask_key(cfg, seed, state.session_id, me)]
+    keys = [state.mask_keys[me]]
     signs = [1]
     for peer in sorted(shares):
         if peer != me:
@@ -219,9 +219,9 @@ def masked_input(ctx: ClientContext, state: ClientState, msg: MaskedInputRequest
     return replace(state, shares=shares, clipped=clipped, float_input=None, device_input=None, mask_keys={}), MaskedInput(me, vector, cfg.bits)
 
 
-def pairwise_mask_keys(ctx: ClientContext, private: bytes, peers: dict[int, KeyEntry], session: bytes) -> dict[int, bytes]:
-    """The pairwise PRG key with each live neighbour in ``peers`` (peer -> key)."""
-    keys: dict[int, bytes] = {}
+def derive_mask_keys(ctx: ClientContext, private: bytes, seed: bytes, peers: dict[int, KeyEntry], session: bytes) -> dict[int, bytes]:
+    """The PRG keys of this client's masks: its self mask (under its own id) and the pair's with each live neighbour in ``peers``."""
+    keys = {ctx.client_id: S.self_mask_key(ctx.cfg, seed, session, ctx.client_id)}
     for peer in ctx.neighborhood:
         if peer == ctx.client_id or peer not in peers:
             continue

@@ -260,8 +260,8 @@ class Client:
             survivors=fields["survivors"],
         )
         st = client._state
-        if round_ is Round.MASKED_INPUT and st.masking is not None:  # not saved: agreed again from the saved keys
-            mask_keys = _client_rounds.pairwise_mask_keys(client._ctx, st.masking.private, st.peers, st.session_id)
+        if round_ is Round.MASKED_INPUT and st.masking is not None and st.seed is not None:  # not saved: derived again from the saved keys
+            mask_keys = _client_rounds.derive_mask_keys(client._ctx, st.masking.private, st.seed, st.peers, st.session_id)
             client._state = replace(st, mask_keys=mask_keys)
         client._round = round_
         return client
