@@ -17,7 +17,9 @@ up to its masked-input request; then, in the same run, per repetition:
   (encode: msgpack copies the vector);
 * fused: ``set_float_input`` and the masked-input round, whose quantise + mask
   is one ``hazmat.pipeline.encode_masked`` call (timed alone: fused), the rest
-  of the round (other), and ``wire.encode_parts`` (encode: a header and a view).
+  of the round (other; the box openings run while the kernel's threads work,
+  so other is what they and the rest add to the round, not their cost), and
+  ``wire.encode_parts`` (encode: a header and a view).
 
 Each figure is the median over the repetitions; ``ratio`` is the median over
 the repetitions of a path's total over the floor measured just before and

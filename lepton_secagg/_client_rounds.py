@@ -176,25 +176,31 @@ def masked_input(ctx: ClientContext, state: ClientState, msg: MaskedInputRequest
         )
     _check_session(ctx, state, msg.session_id, "masked_input")
     shares = dict(state.shares)
-    for sender, box in msg.boxes:
-        if sender == me or sender not in state.peers:
-            raise _remote(f"a share box comes from client {sender}, which is not a live neighbour", "masked_input", me)
-        key = state.box_keys[sender]
-        try:
-            plain = aead.open_box(key, box, S.box_context(state.session_id, sender, me))
-            owner, holder, seed_share, key_share = S.unpack_shares(plain)
-        except DecryptionError:
-            raise DecryptionError(f"the share box from client {sender} failed authentication.", round="masked_input", client_id=me) from None
-        except ValueError:
-            raise _remote(f"the share box from client {sender} is malformed", "masked_input", me) from None
-        if (owner, holder) != (sender, me):
-            raise _remote(f"the share box from client {sender} is addressed to another pair", "masked_input", me)
-        shares[sender] = (seed_share, key_share)
-    _check_enough(ctx, len(shares), "neighbours that shared their keys", "masked_input")
+
+    def open_boxes() -> None:
+        """Open each neighbour's box into ``shares``; raises on the first bad one, or when too few shared."""
+        for sender, box in msg.boxes:
+            if sender == me or sender not in state.peers:
+                raise _remote(f"a share box comes from client {sender}, which is not a live neighbour", "masked_input", me)
+            key = state.box_keys[sender]
+            try:
+                plain = aead.open_box(key, box, S.box_context(state.session_id, sender, me))
+                owner, holder, seed_share, key_share = S.unpack_shares(plain)
+            except DecryptionError:
+                raise DecryptionError(f"the share box from client {sender} failed authentication.", round="masked_input", client_id=me) from None
+            except ValueError:
+                raise _remote(f"the share box from client {sender} is malformed", "masked_input", me) from None
+            if (owner, holder) != (sender, me):
+                raise _remote(f"the share box from client {sender} is addressed to another pair", "masked_input", me)
+            shares[sender] = (seed_share, key_share)
+        _check_enough(ctx, len(shares), "neighbours that shared their keys", "masked_input")
+
+    # the masks are those of the box senders, known before the boxes are opened: with a
+    # float input the boxes open while the kernel's threads work (nothing is sent if one fails)
     keys = [state.mask_keys[me]]
     signs = [1]
-    for peer in sorted(shares):
-        if peer != me:
+    for peer in sorted({sender for sender, _ in msg.boxes} - {me}):
+        if peer in state.mask_keys:  # an unknown sender fails open_boxes
             keys.append(state.mask_keys[peer])
             signs.append(S.pairwise_sign(me, peer))
     clipped = None
@@ -202,17 +208,20 @@ def masked_input(ctx: ClientContext, state: ClientState, msg: MaskedInputRequest
         f = source
         try:
             vector, clipped = pipeline.encode_masked(
-                f.quantizer, f.values, weight=f.weight, round_key=f.round_key, keys=keys, signs=signs, suite=cfg.prg
+                f.quantizer, f.values, weight=f.weight, round_key=f.round_key, keys=keys, signs=signs, suite=cfg.prg,
+                meanwhile=open_boxes,
             )
         except ValueError as exc:
             raise LocalProtocolError(f"the float input cannot be encoded: {exc}", round="masked_input", client_id=me) from None
     elif device is not None:
+        open_boxes()
         try:
             vector, clipped = device.masked(keys, signs)
         except ValueError as exc:
             raise LocalProtocolError(f"the device input cannot be masked: {exc}", round="masked_input", client_id=me) from None
         check_host_vector(vector, cfg.vector_length, cfg.bits, "the device input's masked()")
     elif source is not None:
+        open_boxes()
         vector = source.copy()
         add_masks(vector, keys, signs, cfg.prg)
         ring.reduce(vector, cfg.bits)

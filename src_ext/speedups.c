@@ -11,8 +11,8 @@
  * The contract is lepton_secagg/_kernels/_speedups.pyi; the specification is
  * lepton_secagg/_kernels/_native.py.  See docs/development/native-kernels.md.
  *
- * Work plan: all keys are expanded once; the element range is split into
- * `threads` contiguous parts (pthreads); each part is walked in CHUNK_BYTES
+ * Work plan: all keys are expanded once; `threads` threads (pthreads) claim
+ * 64 KiB chunks of the element range in turn; each chunk is walked in CHUNK_BYTES
  * pieces of the stream and every key is applied to a piece before moving on,
  * so the piece stays in L1 while the keystream is generated in registers and
  * added straight into it.  Kernels are picked at module init from the CPU
@@ -204,61 +204,118 @@ static void run_part(const job_t *job, size_t e0, size_t e1)
     }
 }
 
-#if LS_HAVE_PTHREADS
-typedef struct {
-    const job_t *job;
-    size_t e0, e1;
-} part_t;
+/* ---- the worker pool: threads claim 64 KiB chunks of the stream in turn ---
 
-static void *part_main(void *arg)
+ * Claiming chunks (instead of one fixed part per thread) keeps every thread
+ * busy to the end when they do not run at the same speed: a thread that
+ * starts late, a core shared with another process, or the caller running
+ * Python code meanwhile (encode_masked's `meanwhile`). */
+#define POOL_CHUNK_BYTES (4 * CHUNK_BYTES)
+
+typedef struct pool pool_t;
+struct pool {
+    void (*run_chunk)(const pool_t *pool, size_t chunk, size_t counts[2]);
+    const void *job;
+    size_t n;       /* elements */
+    size_t nchunks;
+    size_t next;    /* the next chunk to claim (atomic) */
+    int stop;       /* nonzero: claim no more (atomic) */
+};
+
+typedef struct {
+    pool_t *pool;
+    size_t counts[2]; /* summed over the worker's chunks (the fused kernel's clipped, nonfinite) */
+#if LS_HAVE_PTHREADS
+    pthread_t tid;
+#endif
+    int started;
+} worker_t;
+
+static void pool_work(worker_t *w)
 {
-    part_t *part = (part_t *)arg;
-    run_part(part->job, part->e0, part->e1);
+    pool_t *p = w->pool;
+    while (!__atomic_load_n(&p->stop, __ATOMIC_RELAXED)) {
+        size_t c = __atomic_fetch_add(&p->next, 1, __ATOMIC_RELAXED);
+        if (c >= p->nchunks)
+            return;
+        p->run_chunk(p, c, w->counts);
+    }
+}
+
+#if LS_HAVE_PTHREADS
+static void *worker_main(void *arg)
+{
+    pool_work((worker_t *)arg);
     return NULL;
 }
 #endif
 
+/* How many threads work on n elements: `threads`, fewer for short vectors. */
+static size_t pool_size(size_t n, long threads)
+{
+    size_t workers = (size_t)threads;
+    if (workers > n / MIN_ELEMS_PER_THREAD)
+        workers = n / MIN_ELEMS_PER_THREAD;
+    if (workers > MAX_THREADS)
+        workers = MAX_THREADS;
+    return workers < 1 ? 1 : workers;
+}
+
+/* Starts workers - 1 threads on the pool; the caller is w[0] and joins in pool_finish. */
+static void pool_start(pool_t *p, worker_t *w, size_t workers)
+{
+    for (size_t i = 0; i < workers; i++) {
+        w[i].pool = p;
+        w[i].counts[0] = w[i].counts[1] = 0;
+        w[i].started = 0;
+    }
+#if LS_HAVE_PTHREADS
+    for (size_t i = 1; i < workers; i++)
+        w[i].started = pthread_create(&w[i].tid, NULL, worker_main, &w[i]) == 0;
+#endif
+}
+
+/* The caller claims chunks too (all of them where no thread started), then waits for the threads. */
+static void pool_finish(pool_t *p, worker_t *w, size_t workers, size_t counts[2])
+{
+    pool_work(&w[0]);
+#if LS_HAVE_PTHREADS
+    for (size_t i = 1; i < workers; i++)
+        if (w[i].started)
+            pthread_join(w[i].tid, NULL);
+#endif
+    (void)p;
+    for (size_t i = 0; i < workers; i++) {
+        counts[0] += w[i].counts[0];
+        counts[1] += w[i].counts[1];
+    }
+}
+
+/* add_masks: chunk c is stream bytes [c, c + 1) * POOL_CHUNK_BYTES from base_pos, within the vector. */
+static void job_chunk(const pool_t *p, size_t c, size_t counts[2])
+{
+    (void)counts;
+    const job_t *job = (const job_t *)p->job;
+    size_t lo = c * POOL_CHUNK_BYTES, hi = lo + POOL_CHUNK_BYTES, end = job->lead + p->n * job->itemsize;
+    if (lo < job->lead)
+        lo = job->lead;
+    if (hi > end)
+        hi = end;
+    run_part(job, (lo - job->lead) / job->itemsize, (hi - job->lead) / job->itemsize);
+}
+
 static void run_job(const job_t *job, size_t n, long threads)
 {
-    size_t parts = (size_t)threads;
-    if (parts > n / MIN_ELEMS_PER_THREAD)
-        parts = n / MIN_ELEMS_PER_THREAD;
-    if (parts > MAX_THREADS)
-        parts = MAX_THREADS;
-#if LS_HAVE_PTHREADS
-    if (parts > 1) {
-        part_t pt[MAX_THREADS];
-        pthread_t tid[MAX_THREADS];
-        int started[MAX_THREADS] = {0};
-        size_t prev = 0;
-        for (size_t i = 0; i < parts; i++) {
-            size_t e1 = n;
-            if (i + 1 < parts) {
-                /* split near (i+1)/parts, on a 1 KiB boundary of the stream */
-                size_t pos = job->lead + (size_t)((unsigned __int128)n * (i + 1) / parts) * job->itemsize;
-                pos &= ~(size_t)1023;
-                e1 = pos > job->lead ? (pos - job->lead) / job->itemsize : 0;
-                if (e1 < prev) e1 = prev;
-                if (e1 > n) e1 = n;
-            }
-            pt[i].job = job;
-            pt[i].e0 = prev;
-            pt[i].e1 = e1;
-            prev = e1;
-        }
-        for (size_t i = 1; i < parts; i++)
-            started[i] = pthread_create(&tid[i], NULL, part_main, &pt[i]) == 0;
-        run_part(job, pt[0].e0, pt[0].e1);
-        for (size_t i = 1; i < parts; i++) {
-            if (started[i])
-                pthread_join(tid[i], NULL);
-            else
-                run_part(job, pt[i].e0, pt[i].e1); /* could not start: do it here */
-        }
+    size_t workers = pool_size(n, threads);
+    if (workers == 1) {
+        run_part(job, 0, n);
         return;
     }
-#endif
-    run_part(job, 0, n);
+    pool_t p = {job_chunk, job, n, (job->lead + n * job->itemsize + POOL_CHUNK_BYTES - 1) / POOL_CHUNK_BYTES, 0, 0};
+    worker_t w[MAX_THREADS];
+    size_t counts[2] = {0, 0};
+    pool_start(&p, w, workers);
+    pool_finish(&p, w, workers, counts);
 }
 
 /* ---- the fused client pipeline (encode_masked) -------------------------- */
@@ -328,56 +385,15 @@ static void fused_part(fused_part_t *part)
     memset(uw, 0, sizeof uw); /* rounding keystream: not a secret the server sees, but private */
 }
 
-#if LS_HAVE_PTHREADS
-static void *fused_main(void *arg)
+/* encode_masked: chunk c is out words [c, c + 1) * POOL_CHUNK_BYTES / itemsize. */
+static void fused_chunk(const pool_t *p, size_t c, size_t counts[2])
 {
-    fused_part((fused_part_t *)arg);
-    return NULL;
-}
-#endif
-
-/* Splits [0, n) like run_job (1 KiB boundaries of the out words); returns the sums of the parts' counts. */
-static void run_fused(const fused_t *f, size_t n, long threads, size_t *clipped, size_t *nonfinite)
-{
-    size_t parts = (size_t)threads;
-    if (parts > n / MIN_ELEMS_PER_THREAD)
-        parts = n / MIN_ELEMS_PER_THREAD;
-    if (parts > MAX_THREADS)
-        parts = MAX_THREADS;
-    if (parts < 1)
-        parts = 1;
-    fused_part_t pt[MAX_THREADS];
-    size_t prev = 0;
-    for (size_t i = 0; i < parts; i++) {
-        size_t e1 = n;
-        if (i + 1 < parts) {
-            size_t pos = (size_t)((unsigned __int128)n * (i + 1) / parts) * f->masks.itemsize;
-            e1 = (pos & ~(size_t)1023) / f->masks.itemsize;
-            if (e1 < prev) e1 = prev;
-        }
-        pt[i] = (fused_part_t){f, prev, e1, 0, 0};
-        prev = e1;
-    }
-#if LS_HAVE_PTHREADS
-    pthread_t tid[MAX_THREADS];
-    int started[MAX_THREADS] = {0};
-    for (size_t i = 1; i < parts; i++)
-        started[i] = pthread_create(&tid[i], NULL, fused_main, &pt[i]) == 0;
-    fused_part(&pt[0]);
-    for (size_t i = 1; i < parts; i++) {
-        if (started[i])
-            pthread_join(tid[i], NULL);
-        else
-            fused_part(&pt[i]);
-    }
-#else
-    for (size_t i = 0; i < parts; i++)
-        fused_part(&pt[i]);
-#endif
-    for (size_t i = 0; i < parts; i++) {
-        *clipped += pt[i].clipped;
-        *nonfinite += pt[i].nonfinite;
-    }
+    const fused_t *f = (const fused_t *)p->job;
+    size_t per = POOL_CHUNK_BYTES / f->masks.itemsize;
+    fused_part_t part = {f, c * per, (c + 1) * per < p->n ? (c + 1) * per : p->n, 0, 0};
+    fused_part(&part);
+    counts[0] += part.clipped;
+    counts[1] += part.nonfinite;
 }
 
 /* ---- argument checking -------------------------------------------------- */
@@ -859,10 +875,10 @@ static unsigned parse_bits(PyObject *obj)
 static PyObject *encode_masked(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (nargs != 12) {
+    if (nargs != 12 && nargs != 13) {
         PyErr_Format(PyExc_TypeError,
-                     "encode_masked() takes 12 positional arguments (values, out, bits, clip, scale, levels, weight, "
-                     "round_key, keys, signs, suite, threads), got %zd.", nargs);
+                     "encode_masked() takes 12 or 13 positional arguments (values, out, bits, clip, scale, levels, weight, "
+                     "round_key, keys, signs, suite, threads[, meanwhile]), got %zd.", nargs);
         return NULL;
     }
     unsigned bits = parse_bits(args[2]);
@@ -898,6 +914,11 @@ static PyObject *encode_masked(PyObject *module, PyObject *const *args, Py_ssize
         return NULL;
     if (!PyBytes_Check(args[7]) || (size_t)PyBytes_GET_SIZE(args[7]) != key_size) {
         PyErr_Format(PyExc_ValueError, "round_key must be %zu bytes.", key_size);
+        return NULL;
+    }
+    PyObject *meanwhile = nargs == 13 && args[12] != Py_None ? args[12] : NULL;
+    if (meanwhile != NULL && !PyCallable_Check(meanwhile)) {
+        PyErr_SetString(PyExc_TypeError, "meanwhile must be a callable or None.");
         return NULL;
     }
     const ls_kernel *kernel = suite == SUITE_AES ? aes_kernel : chacha_kernel;
@@ -961,7 +982,10 @@ static PyObject *encode_masked(PyObject *module, PyObject *const *args, Py_ssize
         bits == 64 ? ~(uint64_t)0 : (((uint64_t)1 << bits) - 1),
     };
     const uint8_t *round_key = (const uint8_t *)PyBytes_AS_STRING(args[7]);
-    size_t clipped = 0, nonfinite = 0;
+    size_t counts[2] = {0, 0}; /* clipped, nonfinite */
+    pool_t pool = {fused_chunk, &f, n, (n * (size_t)ov.itemsize + POOL_CHUNK_BYTES - 1) / POOL_CHUNK_BYTES, 0, 0};
+    worker_t workers[MAX_THREADS];
+    size_t nworkers = pool_size(n, threads);
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = -1; i < nkeys; i++) {
         const uint8_t *raw = i < 0 ? round_key : raw_keys + (size_t)i * key_size;
@@ -970,10 +994,26 @@ static PyObject *encode_masked(PyObject *module, PyObject *const *args, Py_ssize
         else
             ls_chacha_setup(raw, ek + (size_t)(i + 1) * stride);
     }
-    run_fused(&f, n, threads, &clipped, &nonfinite);
+    pool_start(&pool, workers, nworkers);
+    Py_END_ALLOW_THREADS
+    /* the caller's Python work runs (GIL held) while the threads work; the caller joins them after */
+    PyObject *exc_type = NULL, *exc_value = NULL, *exc_tb = NULL;
+    if (meanwhile != NULL) {
+        PyObject *r = PyObject_CallNoArgs(meanwhile);
+        if (r == NULL) {
+            __atomic_store_n(&pool.stop, 1, __ATOMIC_RELAXED);
+            PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+        }
+        Py_XDECREF(r);
+    }
+    Py_BEGIN_ALLOW_THREADS
+    pool_finish(&pool, workers, nworkers, counts);
     memset(expanded, 0, (size_t)(nkeys + 1) * stride + 64);
     Py_END_ALLOW_THREADS
-    result = Py_BuildValue("(nn)", (Py_ssize_t)clipped, (Py_ssize_t)nonfinite);
+    if (exc_type != NULL)
+        PyErr_Restore(exc_type, exc_value, exc_tb); /* out is left part-written: the caller discards it */
+    else
+        result = Py_BuildValue("(nn)", (Py_ssize_t)counts[0], (Py_ssize_t)counts[1]);
 
 done:
     if (have_v)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 
 import numpy as np
 import pytest
@@ -263,3 +264,69 @@ def test_set_float_input_checks_against_the_session():
         c.set_float_input(updates[0], q)
     with pytest.raises(TypeError, match="Quantizer"):
         c.set_float_input(updates[0], "q", weight=1)
+
+
+def test_a_bad_box_with_a_float_input_is_refused_and_the_client_can_retry():
+    """The boxes open while the fused pass runs (meanwhile=): a bad one still stops the round before anything is sent."""
+    q, cfg, updates, weights = fl_setup()
+    clients = {cid: ls.Client(cfg, cid, rng=DeterministicRng(b"c%d" % cid)) for cid in range(cfg.num_clients)}
+    for cid, c in clients.items():
+        c.set_float_input(updates[cid], q, weight=weights[cid])
+    requests = session_until_masked_input(cfg, clients)
+    good = requests[0]
+    sender, box = good.boxes[1]
+    tampered = ls.MaskedInputRequest(good.session_id, good.boxes[:1] + ((sender, box[:-1] + bytes([box[-1] ^ 1])),) + good.boxes[2:])
+    with pytest.raises(ls.DecryptionError, match=f"share box from client {sender}"):
+        clients[0].receive(tampered)
+    assert clients[0].round.value == "masked_input" and clients[0].clipped is None
+    sent = clients[0].receive(good)
+    restored = ls.Client.restore(cfg, clients[1].export_state())  # an unfused reference: the same rounding stream
+    assert restored.receive(requests[1]) == clients[1].receive(requests[1])
+    assert sent.vector.size == cfg.vector_length and sorted(clients[0]._state.shares) == [0, 1, 2, 3, 4]
+
+
+def kernels_under_test():
+    """(name, encode_masked) of the numpy specification and, where built, the C kernel."""
+    return [("numpy", _native.encode_masked)] + ([("c", _speedups.encode_masked)] if _speedups is not None else [])
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_meanwhile_is_called_once_and_its_error_wins(threads):
+    rs = np.random.default_rng(threads)
+    m = 300_001
+    values = rs.normal(0, 1, m).astype(np.float32)
+    args = (32, 2.0, 1000.0, 4000, 3, rs.bytes(16), [rs.bytes(16) for _ in range(3)], [1, -1, 1], "aes128ctr", threads)
+    expected = np.zeros(m, dtype=np.uint32)
+    expected_counts = _native.encode_masked(values, expected, *args)
+    for name, fn in kernels_under_test():
+        calls = []
+        out = np.zeros(m, dtype=np.uint32)
+        assert fn(values, out, *args, lambda: calls.append(1)) == expected_counts, name
+        assert calls == [1] and out.tobytes() == expected.tobytes(), name
+
+        def fail():
+            raise ls.DecryptionError("a box failed")
+
+        with pytest.raises(ls.DecryptionError, match="a box failed"):
+            fn(values, np.zeros(m, dtype=np.uint32), *args, fail)
+        with pytest.raises(TypeError, match="meanwhile|callable|not callable"):
+            fn(values, np.zeros(m, dtype=np.uint32), *args, 42)
+
+
+def test_c_kernel_works_while_meanwhile_runs():
+    """Its worker threads write the output while meanwhile() still runs (they do not wait for it)."""
+    if _speedups is None:
+        pytest.skip("C extension not available")
+    m = 4 * 65536 * 4  # enough elements for four worker threads
+    values = np.zeros(m, dtype=np.float32)
+    out = np.zeros(m, dtype=np.uint32)
+    seen = []
+
+    def watch():
+        deadline = time.monotonic() + 10  # a bound for a broken kernel, not a timing claim
+        while not out.any() and time.monotonic() < deadline:
+            pass
+        seen.append(bool(out.any()))
+
+    _speedups.encode_masked(values, out, 32, 1.0, 1.0, 2, 1, bytes(16), [bytes(16)], [1], "aes128ctr", 4, watch)
+    assert seen == [True]

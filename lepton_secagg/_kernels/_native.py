@@ -19,7 +19,7 @@ mod 2^b, written here as the composition of the kernels above.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -129,6 +129,7 @@ def encode_masked(
     signs: Sequence[int],
     suite: str,
     threads: int,
+    meanwhile: Callable[[], object] | None = None,
 ) -> tuple[int, int]:
     """The fused client pipeline; returns ``(clipped, nonfinite)``.
 
@@ -144,6 +145,8 @@ def encode_masked(
 
     ``values`` is C-contiguous float32 or float64.  ``nonfinite`` counts NaN
     and infinite values; ``out`` is unspecified when it is not 0.
+    ``meanwhile()``, when given, is called once before the work (the C kernel
+    calls it while its threads work); if it raises, nothing is computed.
     """
     values = np.asarray(values)
     if values.dtype not in (np.dtype(np.float32), np.dtype(np.float64)) or values.ndim != 1:
@@ -152,6 +155,8 @@ def encode_masked(
         raise TypeError("out must be a 1-D uint32 array for bits <= 32, uint64 above.")
     if not 1 <= bits <= 64 or out.size < values.size:
         raise ValueError(f"bits must be in 1..64 and out at least as long as values, got {bits} and {out.size} < {values.size}.")
+    if meanwhile is not None:  # after the argument checks, as in C
+        meanwhile()
     m = values.size
     nonfinite = int(m - np.count_nonzero(np.isfinite(values)))
     words = np.frombuffer(keystream(suite, round_key, 4 * m), dtype="<u4")

@@ -1,5 +1,5 @@
 """Contract of the C kernels (src_ext/); _native.py is their specification."""
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 def add_masks(
     vector: object,
@@ -60,6 +60,7 @@ def encode_masked(
     signs: Sequence[int],
     suite: str,
     threads: int,
+    meanwhile: Callable[[], object] | None = None,
 ) -> tuple[int, int]:
     """The fused client pipeline; returns ``(clipped, nonfinite)``.
 
@@ -72,7 +73,11 @@ def encode_masked(
     ``suite`` keystream under ``round_key`` read as little-endian uint32
     words (one per value), then ``out[i] += sign_k * word_k[i]`` for every
     key, then ``out &= 2^bits - 1``.  ``nonfinite`` counts NaN/inf values;
-    ``out`` is unspecified when it is not 0.  The GIL is released.
+    ``out`` is unspecified when it is not 0.  The GIL is released, except
+    while ``meanwhile()`` runs: it is called once, on the calling thread,
+    while the worker threads already work (the caller joins them after it);
+    if it raises, the workers stop early, ``out`` is unspecified and the
+    exception propagates.
     """
 
 def pack_bits(words: object, bits: int, out: object) -> None:

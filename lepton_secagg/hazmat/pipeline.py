@@ -28,7 +28,7 @@ from one seed.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -81,6 +81,7 @@ def encode_masked(
     signs: Sequence[int] = (),
     suite: str = "aes128ctr",
     threads: int | None = None,
+    meanwhile: Callable[[], object] | None = None,
 ) -> tuple[RingVector, int]:
     """Quantise ``values``, add the masks and reduce, in one pass.
 
@@ -93,6 +94,10 @@ def encode_masked(
         keys, signs: the mask PRG keys and their +1/-1 signs, as ``masking.add_masks``.
         suite: the PRG suite of the masks and of the rounding stream.
         threads: worker threads (None: one per CPU, up to 8, for vectors of 1 MiB or more).
+        meanwhile: called once, with no arguments, while the kernel's threads
+            work (the C kernel; the numpy one calls it first), so Python work
+            that does not depend on the result overlaps the pass; if it
+            raises, the pass is abandoned and its exception propagates.
 
     Returns:
         ``(vector, clipped)``: a fresh ``dtype_for(bits)`` array of length
@@ -118,7 +123,7 @@ def encode_masked(
     # check_float_input let a weight through only for a weighted quantizer
     clipped, nonfinite = _kernels.encode_masked(
         array, out, quantizer.bits, float(quantizer.clip), float(scale), min(quantizer.levels, 1 << 63),
-        weight if weight is not None else 1, bytes(round_key), key_list, sign_list, suite, threads,
+        weight if weight is not None else 1, bytes(round_key), key_list, sign_list, suite, threads, meanwhile,
     )
     if nonfinite:
         raise ValueError(f"values contain {nonfinite} NaN or infinite elements; only finite values can be quantised.")
