@@ -164,7 +164,7 @@ def share_keys(ctx: ClientContext, state: ClientState, msg: ShareKeysRequest) ->
 
 
 def masked_input(ctx: ClientContext, state: ClientState, msg: MaskedInputRequest) -> tuple[ClientState, MaskedInput]:
-    """Round 2: open the neighbours' boxes, then send y = x + PRG(b) + sum of signed pairwise masks."""
+    """Round 2: open the neighbours' boxes (during the masking pass, for a float input) and send y = x + PRG(b) + sum of signed pairwise masks."""
     cfg, me = ctx.cfg, ctx.client_id
     # set_input / set_float_input keep exactly one of the three set
     source = state.float_input if state.float_input is not None else state.input
@@ -197,6 +197,8 @@ def masked_input(ctx: ClientContext, state: ClientState, msg: MaskedInputRequest
 
     # the masks are those of the box senders, known before the boxes are opened: with a
     # float input the boxes open while the kernel's threads work (nothing is sent if one fails)
+    if me not in state.mask_keys:  # a state restored without its keys; the tables run share_keys first otherwise
+        raise LocalProtocolError("the mask keys are not derived yet; share_keys comes first.", round="masked_input", client_id=me)
     keys = [state.mask_keys[me]]
     signs = [1]
     for peer in sorted({sender for sender, _ in msg.boxes} - {me}):

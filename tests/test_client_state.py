@@ -58,3 +58,20 @@ def test_state_bytes_are_not_in_any_repr():
     c.set_input(np.ones(2, dtype=np.uint32))
     c.start()
     assert c._state.masking.private.hex() not in repr(c) + repr(c._state)
+
+
+def test_masked_input_without_derived_mask_keys_is_a_local_error():
+    """A state that reached masked_input without its mask keys (they are derived at share_keys) is refused clearly."""
+    from dataclasses import replace
+
+    cfg = ls.Config(num_clients=4, vector_length=3, threshold=3)
+    s = Session(cfg)
+    s.start()
+    s.answer()
+    s.advance()
+    client = s.clients[0]
+    assert client.round is ls.Round.MASKED_INPUT and 0 in client._state.mask_keys
+    client._state = replace(client._state, mask_keys={})
+    with pytest.raises(ls.LocalProtocolError, match="mask keys are not derived yet; share_keys comes first"):
+        client.receive(s.requests[0])
+    assert client.round is ls.Round.MASKED_INPUT
