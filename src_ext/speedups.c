@@ -3,7 +3,8 @@
  * add_masks(vector, keys, signs, suite, offset, threads) -> None
  * quantize_into(values, uniforms, out, clip, scale, levels, weight) -> int (quantize.c)
  * encode_masked(values, out, bits, clip, scale, levels, weight, round_key, keys, signs,
- *               suite, threads) -> (clipped, nonfinite): quantise + mask + reduce, fused
+ *               suite, threads[, meanwhile]) -> (clipped, nonfinite): quantise + mask + reduce,
+ *               fused; meanwhile() runs (with the GIL) while the worker threads work
  * pack_bits(words, bits, out), unpack_bits(data, bits, out) (pack.c)
  *
  * In place, for each key k: vector[i] += sign_k * word_k[offset + i] (mod 2^w),
@@ -204,8 +205,9 @@ static void run_part(const job_t *job, size_t e0, size_t e1)
     }
 }
 
-/* ---- the worker pool: threads claim 64 KiB chunks of the stream in turn ---
+/* ---- the worker pool --------------------------------------------------- */
 
+/* The threads, the caller among them, claim 64 KiB chunks of the stream in turn.
  * Claiming chunks (instead of one fixed part per thread) keeps every thread
  * busy to the end when they do not run at the same speed: a thread that
  * starts late, a core shared with another process, or the caller running
@@ -1240,9 +1242,10 @@ PyDoc_STRVAR(quantize_into_doc,
 "out a writable C-contiguous uint32/uint64 buffer of the same length.  The GIL is released.");
 
 PyDoc_STRVAR(encode_masked_doc,
-"encode_masked(values, out, bits, clip, scale, levels, weight, round_key, keys, signs, suite, threads)\n--\n\n"
+"encode_masked(values, out, bits, clip, scale, levels, weight, round_key, keys, signs, suite, threads, meanwhile=None)\n--\n\n"
 "The fused client pipeline: quantise values (stochastic rounding from the round_key keystream),\n"
-"add every mask, reduce mod 2^bits, into out; returns (clipped, nonfinite).  See _speedups.pyi.");
+"add every mask, reduce mod 2^bits, into out; returns (clipped, nonfinite).  meanwhile() runs\n"
+"while the worker threads work.  See _speedups.pyi.");
 
 static PyMethodDef methods[] = {
     {"encode_masked", (PyCFunction)(void (*)(void))encode_masked, METH_FASTCALL, encode_masked_doc},
