@@ -76,33 +76,26 @@ static const ls_kernel *aes_kernel = NULL;
 static const ls_kernel *chacha_kernel = &ls_chacha_scalar;
 static const ls_quant_kernel *quant_kernel = &ls_quant_generic;
 
-static int kernel_usable(const ls_kernel *k, const char *needs)
-{
-    return k->fn != NULL && (needs == NULL || ls_cpu_has(needs));
-}
-
-static int quant_usable(const ls_quant_kernel *k, const char *needs)
-{
-    return k->fn != NULL && (needs == NULL || ls_cpu_has(needs));
-}
+/* A candidate of any table (ls_kernel or ls_quant_kernel) is usable when compiled and the CPU has what it needs. */
+#define USABLE(k, needs) ((k)->fn != NULL && ((needs) == NULL || ls_cpu_has(needs)))
 
 static void pick_kernels(void)
 {
     aes_kernel = NULL;
     for (size_t i = 0; i < sizeof AES_KERNELS / sizeof *AES_KERNELS; i++)
-        if (kernel_usable(AES_KERNELS[i], AES_NEEDS[i])) {
+        if (USABLE(AES_KERNELS[i], AES_NEEDS[i])) {
             aes_kernel = AES_KERNELS[i];
             break;
         }
     chacha_kernel = &ls_chacha_scalar;
     for (size_t i = 0; i < sizeof CHACHA_KERNELS / sizeof *CHACHA_KERNELS; i++)
-        if (kernel_usable(CHACHA_KERNELS[i], CHACHA_NEEDS[i])) {
+        if (USABLE(CHACHA_KERNELS[i], CHACHA_NEEDS[i])) {
             chacha_kernel = CHACHA_KERNELS[i];
             break;
         }
     quant_kernel = &ls_quant_generic;
     for (size_t i = 0; i < sizeof QUANT_KERNELS / sizeof *QUANT_KERNELS; i++)
-        if (quant_usable(QUANT_KERNELS[i], QUANT_NEEDS[i])) {
+        if (USABLE(QUANT_KERNELS[i], QUANT_NEEDS[i])) {
             quant_kernel = QUANT_KERNELS[i];
             break;
         }
@@ -1120,6 +1113,15 @@ static PyObject *kernel_names(PyObject *module, PyObject *unused)
                          "chacha20", chacha_kernel->name, "quantize", quant_kernel->name);
 }
 
+/* list.append(name); 0 with an exception set on failure. */
+static int append_name(PyObject *list, const char *name)
+{
+    PyObject *s = PyUnicode_FromString(name);
+    int ok = s != NULL && PyList_Append(list, s) == 0;
+    Py_XDECREF(s);
+    return ok;
+}
+
 static PyObject *available_kernels(PyObject *module, PyObject *unused)
 {
     (void)module;
@@ -1128,22 +1130,19 @@ static PyObject *available_kernels(PyObject *module, PyObject *unused)
     if (aes == NULL || cha == NULL || quant == NULL)
         goto fail;
     for (size_t i = 0; i < sizeof AES_KERNELS / sizeof *AES_KERNELS; i++)
-        if (kernel_usable(AES_KERNELS[i], AES_NEEDS[i])) {
-            PyObject *s = PyUnicode_FromString(AES_KERNELS[i]->name);
-            if (s == NULL || PyList_Append(aes, s) < 0) { Py_XDECREF(s); goto fail; }
-            Py_DECREF(s);
+        if (USABLE(AES_KERNELS[i], AES_NEEDS[i])) {
+            if (!append_name(aes, AES_KERNELS[i]->name))
+                goto fail;
         }
     for (size_t i = 0; i < sizeof CHACHA_KERNELS / sizeof *CHACHA_KERNELS; i++)
-        if (kernel_usable(CHACHA_KERNELS[i], CHACHA_NEEDS[i])) {
-            PyObject *s = PyUnicode_FromString(CHACHA_KERNELS[i]->name);
-            if (s == NULL || PyList_Append(cha, s) < 0) { Py_XDECREF(s); goto fail; }
-            Py_DECREF(s);
+        if (USABLE(CHACHA_KERNELS[i], CHACHA_NEEDS[i])) {
+            if (!append_name(cha, CHACHA_KERNELS[i]->name))
+                goto fail;
         }
     for (size_t i = 0; i < sizeof QUANT_KERNELS / sizeof *QUANT_KERNELS; i++)
-        if (quant_usable(QUANT_KERNELS[i], QUANT_NEEDS[i])) {
-            PyObject *s = PyUnicode_FromString(QUANT_KERNELS[i]->name);
-            if (s == NULL || PyList_Append(quant, s) < 0) { Py_XDECREF(s); goto fail; }
-            Py_DECREF(s);
+        if (USABLE(QUANT_KERNELS[i], QUANT_NEEDS[i])) {
+            if (!append_name(quant, QUANT_KERNELS[i]->name))
+                goto fail;
         }
     return Py_BuildValue("{sNsNsN}", "aes128ctr", aes, "chacha20", cha, "quantize", quant);
 fail:
@@ -1178,7 +1177,7 @@ static PyObject *set_kernels(PyObject *module, PyObject *const *args, Py_ssize_t
             found = 1;
         }
         for (size_t i = 0; !found && i < sizeof AES_KERNELS / sizeof *AES_KERNELS; i++)
-            if (!strcmp(name, AES_KERNELS[i]->name) && kernel_usable(AES_KERNELS[i], AES_NEEDS[i])) {
+            if (!strcmp(name, AES_KERNELS[i]->name) && USABLE(AES_KERNELS[i], AES_NEEDS[i])) {
                 new_aes = AES_KERNELS[i];
                 found = 1;
             }
@@ -1193,7 +1192,7 @@ static PyObject *set_kernels(PyObject *module, PyObject *const *args, Py_ssize_t
             return NULL;
         int found = 0;
         for (size_t i = 0; !found && i < sizeof CHACHA_KERNELS / sizeof *CHACHA_KERNELS; i++)
-            if (!strcmp(name, CHACHA_KERNELS[i]->name) && kernel_usable(CHACHA_KERNELS[i], CHACHA_NEEDS[i])) {
+            if (!strcmp(name, CHACHA_KERNELS[i]->name) && USABLE(CHACHA_KERNELS[i], CHACHA_NEEDS[i])) {
                 new_cha = CHACHA_KERNELS[i];
                 found = 1;
             }
@@ -1208,7 +1207,7 @@ static PyObject *set_kernels(PyObject *module, PyObject *const *args, Py_ssize_t
             return NULL;
         int found = 0;
         for (size_t i = 0; !found && i < sizeof QUANT_KERNELS / sizeof *QUANT_KERNELS; i++)
-            if (!strcmp(name, QUANT_KERNELS[i]->name) && quant_usable(QUANT_KERNELS[i], QUANT_NEEDS[i])) {
+            if (!strcmp(name, QUANT_KERNELS[i]->name) && USABLE(QUANT_KERNELS[i], QUANT_NEEDS[i])) {
                 new_quant = QUANT_KERNELS[i];
                 found = 1;
             }

@@ -223,13 +223,18 @@ def session_until_masked_input(cfg, clients):
     return server.advance()
 
 
-def test_fused_client_sends_what_an_unfused_client_with_the_same_rounding_sends():
-    """export_state materialises the float input (same rounding stream); the restored ring-input client masks it apart."""
-    q, cfg, updates, weights = fl_setup()
+def float_clients_at_masked_input(q, cfg, updates, weights):
+    """Clients (seeded rngs) holding the float updates, and their masked-input requests."""
     clients = {cid: ls.Client(cfg, cid, rng=DeterministicRng(b"c%d" % cid)) for cid in range(cfg.num_clients)}
     for cid, c in clients.items():
         c.set_float_input(updates[cid], q, weight=weights[cid])
-    requests = session_until_masked_input(cfg, clients)
+    return clients, session_until_masked_input(cfg, clients)
+
+
+def test_fused_client_sends_what_an_unfused_client_with_the_same_rounding_sends():
+    """export_state materialises the float input (same rounding stream); the restored ring-input client masks it apart."""
+    q, cfg, updates, weights = fl_setup()
+    clients, requests = float_clients_at_masked_input(q, cfg, updates, weights)
     restored = ls.Client.restore(cfg, clients[0].export_state())
     assert restored._state.float_input is None and restored._state.input is not None
     fused, unfused = clients[0].receive(requests[0]), restored.receive(requests[0])
@@ -240,12 +245,9 @@ def test_fused_client_sends_what_an_unfused_client_with_the_same_rounding_sends(
 
 def test_nonfinite_update_is_refused_in_the_round_and_the_client_can_retry():
     q, cfg, updates, weights = fl_setup()
-    clients = {cid: ls.Client(cfg, cid, rng=DeterministicRng(b"c%d" % cid)) for cid in range(cfg.num_clients)}
     bad = updates[0].copy()
     bad[7] = np.inf
-    for cid, c in clients.items():
-        c.set_float_input(bad if cid == 0 else updates[cid], q, weight=weights[cid])
-    requests = session_until_masked_input(cfg, clients)
+    clients, requests = float_clients_at_masked_input(q, cfg, [bad] + updates[1:], weights)
     with pytest.raises(ls.LocalProtocolError, match="NaN or infinite"):
         clients[0].receive(requests[0])
     assert clients[0].round.value == "masked_input"
@@ -269,10 +271,7 @@ def test_set_float_input_checks_against_the_session():
 def test_a_bad_box_with_a_float_input_is_refused_and_the_client_can_retry():
     """The boxes open while the fused pass runs (meanwhile=): a bad one still stops the round before anything is sent."""
     q, cfg, updates, weights = fl_setup()
-    clients = {cid: ls.Client(cfg, cid, rng=DeterministicRng(b"c%d" % cid)) for cid in range(cfg.num_clients)}
-    for cid, c in clients.items():
-        c.set_float_input(updates[cid], q, weight=weights[cid])
-    requests = session_until_masked_input(cfg, clients)
+    clients, requests = float_clients_at_masked_input(q, cfg, updates, weights)
     good = requests[0]
     sender, box = good.boxes[1]
     tampered = ls.MaskedInputRequest(good.session_id, good.boxes[:1] + ((sender, box[:-1] + bytes([box[-1] ^ 1])),) + good.boxes[2:])
